@@ -10,27 +10,31 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test test-sync test-nbs test-py docs bench clean
+.PHONY: setup setup-browser demo test test-sync test-nbs test-py docs clean
 
 setup:
 	@bash tools/setup-env.sh
 
+# headless Chromium for the browser tests of the docs site and the report (Debian packages; root only)
+setup-browser:
+	@bash tools/setup-browser.sh
+
 demo: setup
 	$(BIN)/causal-llmrec demo --out runs/demo $(ARGS)
 
-test: setup test-sync test-nbs test-py
+test: setup setup-browser test-sync test-nbs test-py
 
 test-sync:
 	@bash tools/check-sync.sh
 
 test-nbs:
-	cd nbs && ../$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/nbdev_test --n_workers 2 --timing
 
 test-py:
 	$(BIN)/python -m pytest tests -q -m "not slow" $(PYTEST_ARGS)
 
 docs: setup
-	$(BIN)/causal-llmrec docs --out _site
+	$(BIN)/python -m causal_llmrec.docsite --out _site --readme
 
 clean:
 	rm -rf _proc _site _docs .pytest_cache runs
