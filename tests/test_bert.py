@@ -1,0 +1,186 @@
+"""CausalBert: bad-input matrix, save/load, options, DDP vs one process, and (slow) a real MiniLM fine-tune."""
+import os, subprocess, sys, time
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, torch
+from causal_llmrec.bert import (CausalBert, TrainConfig, fit, predict, estimate_effects, causal_loss, toy_world,
+                                default_encoder_path, resolve_encoder, pick_device, check_pairs)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+@pytest.fixture(scope='module')
+def world():
+    return toy_world(n_users=20, n_items=12, seed=1)
+
+@pytest.fixture(scope='module')
+def trained(world):
+    pairs, ut, it, _ = world
+    m = CausalBert.tiny(seed=0)
+    r = fit(m, pairs, ut, it, strategy='cached', encoder_steps=4, head_epochs=3, batch_size=32, head_batch_size=64,
+            progress=False)
+    return m, r
+
+def test_missing_model_path_names_path_and_default():
+    with pytest.raises(FileNotFoundError) as e: CausalBert.from_encoder('/definitely/not/here')
+    msg = str(e.value)
+    assert '/definitely/not/here' in msg and str(default_encoder_path()) in msg
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(FileNotFoundError, match='config.json'): resolve_encoder(tmp_path)
+
+def test_from_pretrained_wrong_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match='causal_bert.json'): CausalBert.from_pretrained(tmp_path)
+
+@pytest.mark.parametrize('mutate,match', [
+    (lambda p: p.assign(outcome=p.outcome.astype(float).where(p.index != 3)), 'NaN'),
+    (lambda p: p.assign(outcome=p.outcome + 1), 'binary'),
+    (lambda p: p.assign(exposure=p.exposure*2), 'binary'),
+    (lambda p: p.assign(exposure=0), 'single value 0'),
+    (lambda p: p.assign(exposure=1), 'single value 1'),
+    (lambda p: p.drop(columns='outcome'), 'missing column'),
+    (lambda p: p.iloc[:0], 'empty'),
+    (lambda p: p.assign(propensity=1.0), 'propensity'),
+    (lambda p: p.assign(user_id=p.user_id + 1000), 'no text'),
+])
+def test_bad_pairs(world, mutate, match):
+    pairs, ut, it, _ = world
+    with pytest.raises(ValueError, match=match): fit(CausalBert.tiny(), mutate(pairs), ut, it, progress=False)
+
+@pytest.mark.parametrize('which', ['user', 'item'])
+@pytest.mark.parametrize('bad', ['', '   ', None])
+def test_empty_texts(world, which, bad):
+    pairs, ut, it, _ = world
+    txt = (ut if which == 'user' else it).copy().astype(object); txt.iloc[2] = bad
+    args = (txt, it) if which == 'user' else (ut, txt)
+    with pytest.raises(ValueError, match=f'{which} texts are empty'): fit(CausalBert.tiny(), pairs, *args, progress=False)
+
+def test_texts_must_be_series(world):
+    pairs, ut, it, _ = world
+    with pytest.raises(TypeError, match='Series'): fit(CausalBert.tiny(), pairs, ut.to_dict(), it, progress=False)
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')
+def test_cuda_requested_without_one(world):
+    pairs, ut, it, _ = world
+    with pytest.raises(ValueError, match="device='cuda' requested"): fit(CausalBert.tiny(), pairs, ut, it, device='cuda', progress=False)
+    with pytest.raises(ValueError, match='cuda'): pick_device('cuda:0')
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')
+def test_fp16_on_cpu_rejected(world):
+    pairs, ut, it, _ = world
+    with pytest.raises(ValueError, match='autocast is for CUDA'):
+        fit(CausalBert.tiny(), pairs, ut, it, device='cpu', precision='fp16', progress=False)
+
+def test_bad_config():
+    with pytest.raises(ValueError, match='strategy'): TrainConfig(strategy='fast')
+    with pytest.raises(ValueError, match='val_frac'): TrainConfig(val_frac=1.5)
+    with pytest.raises(TypeError, match='unknown training setting'): fit(CausalBert.tiny(), None, None, None, epoch=3)
+
+def test_predict_columns_and_ranges(world, trained):
+    pairs, ut, it, _ = world
+    m, r = trained
+    p = predict(m, pairs, ut, it)
+    assert len(p) == len(pairs) and {'g', 'q0', 'q1', 'tau'} <= set(p.columns)
+    for c in ('g', 'q0', 'q1'): assert p[c].between(0, 1).all()
+    assert np.allclose(p.tau, p.q1 - p.q0)
+    assert r.strategy == 'cached' and r.encoder_steps == 4 and 'CPU path' in repr(r)
+    assert len(r.to_frame()) >= 2
+
+def test_save_load_roundtrip_identical(world, trained, tmp_path):
+    pairs, ut, it, _ = world
+    m, _ = trained
+    a = predict(m, pairs, ut, it)
+    m.save_pretrained(tmp_path/'ck')
+    assert {'encoder', 'heads.safetensors', 'causal_bert.json'} <= set(os.listdir(tmp_path/'ck'))
+    assert (tmp_path/'ck'/'encoder'/'tokenizer_config.json').exists()
+    b = predict(CausalBert.from_pretrained(tmp_path/'ck'), pairs, ut, it)
+    assert np.array_equal(a[['g', 'q0', 'q1']].to_numpy(), b[['g', 'q0', 'q1']].to_numpy())
+
+def test_same_seed_same_numbers(world):
+    pairs, ut, it, _ = world
+    out = []
+    for _ in range(2):
+        m = CausalBert.tiny(seed=5)
+        fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=2, batch_size=32, progress=False, seed=7)
+        out.append(predict(m, pairs, ut, it)[['g', 'q0', 'q1']].to_numpy())
+    assert np.array_equal(out[0], out[1])
+
+def test_resume_continues(world, tmp_path):
+    pairs, ut, it, _ = world
+    m = CausalBert.tiny(seed=0)
+    r1 = fit(m, pairs, ut, it, strategy='full', epochs=1, batch_size=64, progress=False, checkpoint_dir=tmp_path, patience=9)
+    assert (tmp_path/'last'/'trainer_state.pt').exists() and (tmp_path/'best'/'heads.safetensors').exists()
+    r2 = fit(m, pairs, ut, it, strategy='full', epochs=2, batch_size=64, progress=False, resume_from=tmp_path/'last', patience=9)
+    assert r2.history.epoch.tolist() == [1, 2] and r2.encoder_steps == 2*r1.encoder_steps
+    with pytest.raises(FileNotFoundError, match='trainer_state'): fit(m, pairs, ut, it, resume_from=tmp_path/'nope', progress=False)
+
+def test_loss_options():
+    torch.manual_seed(0)
+    logits = torch.randn(64, 3); t = (torch.rand(64) < 0.3).long(); y = (torch.rand(64) < 0.5).long()
+    base, parts = causal_loss(logits, t, y)
+    ipw, _ = causal_loss(logits, t, y, ipw=True)
+    tr, tparts = causal_loss(logits, t, y, tarreg_weight=1.0, epsilon=torch.tensor([0.3]))
+    click, _ = causal_loss(logits, t, y, objective='click')
+    assert not torch.isclose(base, ipw) and 'tarreg' in tparts and tr > base
+    # with epsilon = 0 the targeted term equals the observed-arm outcome loss
+    tr0, p0 = causal_loss(logits, t, y, tarreg_weight=1.0, epsilon=torch.zeros(1))
+    assert torch.isclose(p0['tarreg'], p0['q'])
+    # IPW with equal propensities is the plain loss
+    same, _ = causal_loss(logits, t, y, propensity=torch.full((64,), 0.3), ipw=True)
+    w = torch.where(t > 0, 1/0.3, 1/0.7); w = w/w.mean()
+    lt = torch.where(t > 0, logits[:, 2], logits[:, 1])
+    q = (w*torch.nn.functional.binary_cross_entropy_with_logits(lt, y.float(), reduction='none')).mean()
+    assert torch.isclose(same, q + parts['g'])
+
+def test_ipw_and_tarreg_train(world):
+    pairs, ut, it, _ = world
+    m = CausalBert.tiny(seed=0)
+    r = fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=2, ipw=True, tarreg_weight=0.5, progress=False)
+    assert np.isfinite(r.best_val_loss) and m.heads.epsilon.item() != 0.0
+
+def test_effects_on_known_numbers():
+    # Q's equal to the truth and g equal to the logged propensities: AIPW and plug-in equal the true effects
+    rng = np.random.default_rng(0); n = 20000
+    g = rng.uniform(0.2, 0.8, n); t = rng.binomial(1, g); q0 = rng.uniform(0.1, 0.4, n); q1 = q0 + 0.2
+    y = rng.binomial(1, np.where(t == 1, q1, q0))
+    e = estimate_effects(pd.DataFrame(dict(exposure=t, outcome=y, g=g, q0=q0, q1=q1)))
+    assert abs(e['ATE', 'plug-in'] - 0.2) < 1e-9 and abs(e['ATT', 'plug-in'] - 0.2) < 1e-9
+    assert abs(e['ATE', 'AIPW'] - 0.2) < 3*e.to_frame().se.iloc[2] and abs(e['ATT', 'AIPW'] - 0.2) < 0.03
+    assert 'AIPW' in repr(e)
+
+def test_click_model(world):
+    pairs, ut, it, _ = world
+    m = CausalBert.tiny(objective='click')
+    fit(m, pairs, ut, it, strategy='cached', encoder_steps=1, head_epochs=1, progress=False)
+    p = predict(m, pairs, ut, it)
+    assert (p.tau == 0).all() and p.p_click.between(0, 1).all()
+    with pytest.raises(ValueError, match='click'): estimate_effects(p)
+
+def _ddp(out, strategy):
+    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=str(ROOT))
+    torchrun = Path(sys.executable).parent/'torchrun'
+    subprocess.run([str(torchrun), '--standalone', '--nproc_per_node', '2', str(ROOT/'tests'/'ddp_worker.py'), str(out),
+                    '--strategy', strategy], check=True, env=env, cwd=ROOT, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, str(ROOT/'tests'/'ddp_worker.py'), str(out) + '.single', '--grad-accum', '2',
+                    '--strategy', strategy], check=True, env=env, cwd=ROOT, capture_output=True, timeout=300)
+    return pd.read_csv(out), pd.read_csv(str(out) + '.single')
+
+@pytest.mark.slow
+@pytest.mark.parametrize('strategy', ['cached', 'full'])
+def test_ddp_matches_single_process(tmp_path, strategy):
+    "torchrun with 2 gloo CPU processes (grad_accum=1) takes the same steps as 1 process with grad_accum=2."
+    a, b = _ddp(tmp_path/'ddp.csv', strategy)
+    assert len(a) == len(b) > 0
+    assert np.abs(a[['g', 'q0', 'q1']].to_numpy() - b[['g', 'q0', 'q1']].to_numpy()).max() < 1e-5
+
+@pytest.mark.slow
+def test_real_minilm_finetune(world):
+    "The shipped MiniLM, fine-tuned for real (a few encoder steps), learns the confounded propensity."
+    from sklearn.metrics import roc_auc_score
+    pairs, ut, it, true_tau = toy_world(n_users=40, n_items=30, seed=0)
+    m = CausalBert.from_encoder(max_length=64)
+    before = m.encoder.embeddings.word_embeddings.weight.detach().clone()
+    r = fit(m, pairs, ut, it, strategy='cached', encoder_steps=10, batch_size=32, head_epochs=30, head_batch_size=64,
+            patience=5, progress=False)
+    assert r.encoder_steps == 10 and not torch.equal(before, m.encoder.embeddings.word_embeddings.weight)
+    p = predict(m, pairs, ut, it)
+    assert roc_auc_score(p.exposure, p.g) > 0.75
+    assert p.tau[true_tau > 0.1].mean() > p.tau[true_tau < 0.1].mean()

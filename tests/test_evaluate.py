@@ -1,0 +1,235 @@
+"Bad-input matrix, invariants and properties of causal_llmrec.evaluate (fast: synthetic data only)."
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from causal_llmrec.evaluate import (EvaluationInputError, EvaluationWarning, auc, top_k, ranking_metrics, gini,
+                                    off_policy_value, uniform_policy, bernoulli_ts_action_dist, obd_bts_prior,
+                                    uplift_curve, auuc, qini_coefficient, uplift_at_k, true_uplift_at_k,
+                                    simulate_ab_test, offline_lift, MatrixFactorization, schnabel_propensities,
+                                    schnabel_predictions, schnabel_deltas, mnar_estimates)
+
+
+def scores_frame(n_users=20, n_items=15, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(dict(user_id=np.repeat(np.arange(n_users), n_items), item_id=np.tile(np.arange(n_items), n_users),
+                             score=rng.random(n_users * n_items)))
+
+
+def bandit_logs(n=2000, A=4, seed=0):
+    rng = np.random.default_rng(seed)
+    pb = np.array([.4, .3, .2, .1]); a = rng.choice(A, n, p=pb)
+    q = np.array([.1, .2, .3, .4]); r = (rng.random(n) < q[a]).astype(float)
+    return pd.DataFrame(dict(item_id=a, outcome=r, propensity=pb[a])), q
+
+
+# ---------------------------------------------------------------- bad input: clear errors with numbers
+@pytest.mark.parametrize("call,match", [
+    (lambda: auc([0, 1, 1], [.1, .2]), "lengths differ: labels=3, scores=2"),
+    (lambda: auc([], []), "empty input"),
+    (lambda: auc([0, 2], [.1, .2]), "must be 0/1"),
+    (lambda: auc([1, 1], [.1, .2]), "2 positives and 0 negatives"),
+    (lambda: auc([0, 1], [np.nan, .2]), "NaN/inf"),
+    (lambda: top_k(scores_frame(), k=16), "`k`=16 is larger than the item set (15 items)"),
+    (lambda: top_k(scores_frame(), k=0), "positive integer"),
+    (lambda: top_k(scores_frame().drop(columns='score'), k=3), "lacks column(s) ['score']"),
+    (lambda: ranking_metrics(pd.DataFrame(dict(user_id=[1], item_id=[1], rank=[1])), pd.DataFrame(dict(user_id=[1], item_id=[1])),
+                             k=20, n_items=10), "larger than the item set (10 items)"),
+    (lambda: ranking_metrics(pd.DataFrame(columns=['user_id', 'item_id', 'rank']), pd.DataFrame(dict(user_id=[1], item_id=[1]))), "empty"),
+    (lambda: off_policy_value(bandit_logs()[0].assign(propensity=0.0), uniform_policy(range(4)), position=None), "must lie in (0, 1]: 2000 of 2000"),
+    (lambda: off_policy_value(bandit_logs()[0].assign(propensity=1.5), uniform_policy(range(4)), position=None), "max=1.5"),
+    (lambda: off_policy_value(bandit_logs()[0].iloc[:0], uniform_policy(range(4)), position=None), "empty"),
+    (lambda: off_policy_value(bandit_logs()[0], uniform_policy(range(4)).assign(prob=.5), position=None), "sum to"),
+    (lambda: off_policy_value(bandit_logs()[0], uniform_policy(range(4)), position=None, clip=0), "`clip` must be positive"),
+    (lambda: off_policy_value(bandit_logs()[0], uniform_policy(range(4)), position=None, reward_model='forest'), "reward_model"),
+    (lambda: off_policy_value(bandit_logs()[0].drop(columns='propensity'), uniform_policy(range(4)), position=None), "lacks column(s) ['propensity']"),
+    (lambda: uplift_curve([1, 2, 3], [0, 1], [1, 0, 1]), "lengths differ"),
+    (lambda: uplift_at_k([1, 2, 3, 4], [0, 1, 0, 1], [1, 0, 1, 1], k=5), "selects 5 of 4 units"),
+    (lambda: uplift_at_k([1, 2, 3, 4], [1, 1, 1, 1], [1, 0, 1, 1]), "4 treated of 4"),
+    (lambda: bernoulli_ts_action_dist([1, 1], [1, 1], len_list=3), "larger than the item set (2 items)"),
+    (lambda: obd_bts_prior('kids'), "'all', 'men' or 'women'"),
+    (lambda: schnabel_propensities(np.ones((3, 3)), obs_rate=0.5, alpha=0.25), "needs k="),
+    (lambda: schnabel_deltas(np.ones((2, 3)), np.ones((2, 3)), k=4), "larger than the item set (3 items)"),
+    (lambda: mnar_estimates(np.ones((2, 2)), np.ones((2, 2), bool), np.full((2, 2), 2.)), "(0, 1]"),
+    (lambda: MatrixFactorization().fit([0, 1], [0], [3., 4.]), "lengths differ"),
+])
+def test_bad_input(call, match):
+    with pytest.raises((EvaluationInputError, TypeError)) as e: call()
+    assert match in str(e.value), str(e.value)
+
+
+def test_bad_input_is_valueerror():
+    assert issubclass(EvaluationInputError, ValueError)
+
+
+# ---------------------------------------------------------------- warnings with counts
+def test_unlogged_actions_warn_with_share():
+    lg, _ = bandit_logs()
+    with pytest.warns(EvaluationWarning, match=r"25\.0% of its mass on 1 action"):
+        off_policy_value(lg[lg.item_id != 3], uniform_policy(range(4)), position=None, n_boot=10)
+
+
+def test_clipping_is_reported():
+    lg, _ = bandit_logs()
+    with pytest.warns(EvaluationWarning, match=r"exceeded clip=1"):
+        res = off_policy_value(lg, uniform_policy(range(4)), position=None, clip=1.0, n_boot=10)
+    assert res.n_clipped == int((lg.propensity < .25).sum()) and res.max_weight == pytest.approx(2.5)
+    assert 'clipped at 1' in repr(res)
+
+
+def test_missing_lists_warn():
+    recs = pd.DataFrame(dict(user_id=[1], item_id=[1], rank=[1]))
+    with pytest.warns(EvaluationWarning, match="1 of 2 users"):
+        r = ranking_metrics(recs, pd.DataFrame(dict(user_id=[1, 2], item_id=[1, 5])), k=1)
+    assert r.per_user.loc[2, 'ndcg'] == 0 and r.per_user.loc[1, 'ndcg'] == 1
+
+
+# ---------------------------------------------------------------- properties
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_matches_sklearn_and_is_rank_invariant(seed):
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(seed); y = rng.integers(0, 2, 300); s = rng.normal(size=300) + y
+    s = np.round(s, 1)  # ties
+    assert auc(y, s) == pytest.approx(roc_auc_score(y, s))
+    assert auc(y, np.exp(s)) == pytest.approx(auc(y, s))
+    assert auc(y, -s) == pytest.approx(1 - auc(y, s))
+
+
+def test_ranking_metrics_bounds_and_perfect_lists():
+    sc = scores_frame()
+    recs = top_k(sc, k=5)
+    truth = recs[recs['rank'] <= 2][['user_id', 'item_id']]        # the top 2 are exactly the relevant items
+    r = ranking_metrics(recs, truth, k=5, n_items=15)
+    assert np.allclose(r.per_user.ndcg, 1) and np.allclose(r.per_user.recall, 1) and np.allclose(r.per_user.precision, .4)
+    f = r.to_frame()
+    assert ((f.value >= 0) & (f.value <= 1)).loc[['ndcg@5', 'recall@5', 'hr@5', 'precision@5', 'coverage', 'gini']].all()
+
+
+def test_top_k_excludes_and_is_deterministic():
+    sc = scores_frame(); ex = sc[sc.item_id < 3][['user_id', 'item_id']]
+    a, b = top_k(sc, 4, exclude=ex, seed=3), top_k(sc, 4, exclude=ex, seed=3)
+    assert a.equals(b) and (a.item_id >= 3).all() and a.groupby('user_id')['rank'].apply(list).map(lambda l: l == [1, 2, 3, 4]).all()
+
+
+def test_gini_bounds():
+    assert gini([5, 5, 5]) == pytest.approx(0) and 0 < gini([1, 2, 10]) < 1 and gini([]) == 0
+
+
+def test_ips_exact_on_policy_and_unbiased_off_policy():
+    lg, q = bandit_logs(n=4000)
+    # target == behaviour: all weights 1, IPS = SNIPS = mean reward
+    same = pd.DataFrame(dict(item_id=range(4), prob=[.4, .3, .2, .1]))
+    e = off_policy_value(lg, same, position=None, n_boot=20).estimates
+    assert e.loc['IPS', 'value'] == pytest.approx(lg.outcome.mean()) and e.loc['SNIPS', 'value'] == pytest.approx(lg.outcome.mean())
+    # off-policy: IPS, SNIPS and DR average close to the truth; DM's 'mean' model shrinks towards the overall mean (small bias)
+    tgt = pd.DataFrame(dict(item_id=range(4), prob=[.1, .1, .2, .6])); truth = float((tgt.prob * q).sum())
+    ests = np.array([off_policy_value(bandit_logs(2000, seed=s)[0], tgt, position=None, n_boot=10, seed=s).estimates.value.values
+                     for s in range(40)])
+    assert np.abs(ests.mean(0)[[0, 1, 3]] - truth).max() < 0.01 and abs(ests.mean(0)[2] - truth) < 0.03
+
+
+def test_dr_with_true_reward_model_has_smaller_variance():
+    tgt = pd.DataFrame(dict(item_id=range(4), prob=[.1, .1, .2, .6])); q = np.array([.1, .2, .3, .4])
+    ips, dr = [], []
+    for s in range(30):
+        lg, _ = bandit_logs(1000, seed=s)
+        e = off_policy_value(lg, tgt, position=None, reward_model=np.tile(q, (len(lg), 1)), n_boot=10, seed=s).estimates
+        ips.append(e.loc['IPS', 'value']); dr.append(e.loc['DR', 'value'])
+    assert np.std(dr) < np.std(ips)
+
+
+def test_relative_error_ci_contains_point():
+    lg, _ = bandit_logs()
+    res = off_policy_value(lg, uniform_policy(range(4)), position=None, n_boot=200)
+    re = res.relative_error(np.random.default_rng(0).random(3000) < .25)
+    assert (re.ci_low <= re.ci_high).all() and (re.relative_error >= 0).all()
+    with pytest.raises(EvaluationInputError, match="relative error is undefined"): res.relative_error(np.zeros(10))
+
+
+def test_bts_action_dist_is_a_distribution_and_favours_strong_arms():
+    d = bernoulli_ts_action_dist([50, 1, 1, 1], [50, 100, 100, 100], len_list=2, n_sim=2000, seed=0)
+    assert np.allclose(d.groupby('position').prob.sum(), 1)
+    assert d[(d.item_id == 0) & (d.position == 1)].prob.item() > 0.99
+
+
+def test_uplift_curve_properties():
+    rng = np.random.default_rng(0); n = 4000
+    x = rng.normal(size=n); t = rng.integers(0, 2, n); y = (rng.random(n) < .2 + .2 * (x > 0) * t).astype(float)
+    c = uplift_curve(x, t, y)
+    assert c.fraction.iloc[0] == 0 and c.fraction.iloc[-1] == 1 and c.fraction.is_monotonic_increasing
+    assert c.uplift.iloc[-1] == pytest.approx(y[t == 1].mean() - y[t == 0].mean())
+    assert auuc(x, t, y) > 0 > auuc(-x, t, y) and qini_coefficient(x, t, y) > 0
+    # invariant to monotone transforms of the score, and to the order of the rows
+    p = rng.permutation(n)
+    assert auuc(np.exp(x), t, y) == pytest.approx(auuc(x, t, y)) and auuc(x[p], t[p], y[p]) == pytest.approx(auuc(x, t, y))
+    assert uplift_at_k(x, t, y, .5) > uplift_at_k(-x, t, y, .5)
+
+
+def test_true_uplift_oracle_and_errors():
+    rng = np.random.default_rng(0)
+    eff = pd.DataFrame(dict(user_id=np.repeat(range(10), 8), item_id=np.tile(range(8), 10), tau=rng.normal(size=80)))
+    out = true_uplift_at_k(eff.assign(score=eff.tau), eff, k=3)
+    assert out.model == pytest.approx(out.oracle) and out.share_of_oracle == pytest.approx(1)
+    anti = true_uplift_at_k(eff.assign(score=-eff.tau), eff, k=3)
+    assert anti.model < anti.random < anti.oracle
+    with pytest.raises(EvaluationInputError, match="larger than the item set"): true_uplift_at_k(eff.assign(score=1.), eff, k=9)
+
+
+def _toy_world(n_users=300, n_items=10, seed=0):
+    rng = np.random.default_rng(seed)
+    tr = pd.DataFrame(dict(user_id=np.repeat(range(n_users), n_items), item_id=np.tile(range(n_items), n_users)))
+    tr['mu0'] = rng.uniform(.05, .3, len(tr)); tr['mu1'] = np.clip(tr.mu0 + rng.normal(.1, .1, len(tr)), 0, 1)
+    tr['tau'] = tr.mu1 - tr.mu0
+    return tr
+
+
+def test_ab_test_truth_and_offline_agree():
+    tr = _toy_world(seed=1); rng = np.random.default_rng(1)
+    A = tr.sort_values('mu0', ascending=False).groupby('user_id').head(2)
+    B = tr.sort_values('tau', ascending=False).groupby('user_id').head(2)
+    ab = simulate_ab_test(tr, A, B, seed=0)
+    exp_true = (tr.set_index(['user_id', 'item_id']).tau.loc[pd.MultiIndex.from_frame(B[['user_id', 'item_id']])].sum()
+                - tr.set_index(['user_id', 'item_id']).tau.loc[pd.MultiIndex.from_frame(A[['user_id', 'item_id']])].sum()) / 300
+    assert ab.true_lift == pytest.approx(exp_true) and ab.n_a + ab.n_b == 300
+    e = rng.uniform(.2, .8, len(tr)); t = (rng.random(len(tr)) < e).astype(int)
+    y = (rng.random(len(tr)) < np.where(t == 1, tr.mu1, tr.mu0)).astype(float)
+    off = offline_lift(tr.assign(exposure=t, outcome=y, propensity=e), A, B)
+    assert off.loc['offline IPW', 'ci_low'] < exp_true < off.loc['offline IPW', 'ci_high']
+    assert 'truth (expected)' in ab.to_frame().index and 'ABTestResult' in repr(ab)
+
+
+def test_ab_test_rejects_pairs_outside_world():
+    tr = _toy_world(20)
+    bad = pd.DataFrame(dict(user_id=[0], item_id=[99]))
+    with pytest.raises(EvaluationInputError, match="1 pairs of `recs_b` are not in `truth`"): simulate_ab_test(tr, bad.iloc[:0].pipe(lambda d: tr.head(1)), bad)
+
+
+def test_mf_recovers_low_rank_and_ips_weights_matter():
+    rng = np.random.default_rng(0); U, I = 60, 40
+    R = 3 + rng.normal(size=(U, 2)) @ rng.normal(size=(2, I))
+    u, i = np.nonzero(rng.random((U, I)) < .5)
+    mf = MatrixFactorization(n_factors=2, l2=1e-3, n_iter=30).fit(u, i, R[u, i], n_users=U, n_items=I)
+    assert np.sqrt(((mf.predict_matrix() - R) ** 2).mean()) < 0.2
+    w = np.where(R[u, i] > 3, 100.0, 1.0)
+    mfw = MatrixFactorization(n_factors=1, l2=1e-3, n_iter=10).fit(u, i, R[u, i], weights=w, n_users=U, n_items=I)
+    assert mfw.mu_ > mf.mu_                       # the weighted mean leans to the heavily weighted ratings
+
+
+def test_mnar_estimators_on_full_observation():
+    rng = np.random.default_rng(0); d = rng.random((20, 30)); P = np.full(d.shape, 1.0)
+    e = mnar_estimates(d, np.ones(d.shape, bool), P)
+    assert e['naive'] == pytest.approx(e['true']) and e['IPS'] == pytest.approx(e['true']) and e['SNIPS'] == pytest.approx(e['true'])
+
+
+def test_schnabel_predictions_definitions():
+    rng = np.random.default_rng(0); Y = rng.choice([1, 2, 3, 4, 5], size=(50, 60), p=[.5, .2, .15, .1, .05])
+    p = schnabel_predictions(Y, seed=0); n5 = (Y == 5).sum()
+    assert ((p['REC_ONES'] != Y).sum() == n5) and set(np.unique(Y[p['REC_ONES'] != Y])) == {1}
+    assert ((p['REC_FOURS'] != Y).sum() == n5) and set(np.unique(Y[p['REC_FOURS'] != Y])) == {4}
+    assert (p['ROTATE'][Y == 1] == 5).all() and (p['ROTATE'][Y > 1] == Y[Y > 1] - 1).all()
+    assert set(np.unique(p['COARSENED'])) == {3, 4} and p['SKEWED'].min() >= 0 and p['SKEWED'].max() <= 6
+    P = schnabel_propensities(Y, alpha=.25, obs_rate=.05)
+    assert P.mean() == pytest.approx(.05) and P[Y == 5].max() == pytest.approx(P[Y == 4].max())
+    assert P[Y == 3].max() == pytest.approx(.25 * P[Y == 4].max())

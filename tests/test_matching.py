@@ -1,0 +1,199 @@
+"Bad-input matrix, engine property tests and end-to-end checks for causal_llmrec.matching."
+import warnings
+import numpy as np, pandas as pd, pytest
+from causal_llmrec.matching import (match, ipw, aipw, cem, propensity_score, balance_table, effect_by_segment, crump_alpha,
+                                    load_lalonde, MatchingError, OverlapWarning, _knn_1d, _knn_tree, _knn_gemm, _greedy_1d,
+                                    _greedy_tree)
+
+X4 = ['age', 'educ', 're74', 're75']
+
+@pytest.fixture(scope='module')
+def lal():
+    d = load_lalonde('experimental'); d['y'] = d.re78 / 1000
+    return d
+
+def synth(n=4000, p=4, effect=2.0, seed=0, conf=1.0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p)); e = 1 / (1 + np.exp(-(conf * X[:, 0] - 0.5 * X[:, 1] - 0.8)))
+    t = (rng.random(n) < e).astype(int); y = X @ np.linspace(1, 0.2, p) + effect * t + rng.standard_normal(n)
+    df = pd.DataFrame(X, columns=[f'x{i}' for i in range(p)]); df['t'] = t; df['y'] = y
+    return df, [f'x{i}' for i in range(p)]
+
+# ------------------------------------------------------------------ bad input
+BAD = [
+    (lambda d: d.assign(treat=d.treat * 2), 'binary'),
+    (lambda d: d.assign(treat=0), 'one class'),
+    (lambda d: d.assign(treat=np.where(d.index == 0, np.nan, d.treat)), "'treat'"),
+    (lambda d: d.assign(re74=np.where(d.index == 5, np.nan, d.re74)), "'re74'"),
+    (lambda d: d.assign(y=np.where(d.index == 5, np.nan, d.y)), "'y'"),
+    (lambda d: pd.concat([d, d.iloc[:1]]), 'duplicate'),
+]
+CONSTANT = [  # the constant-covariate checks belong to matching (weighting estimators rely on the overlap check)
+    (lambda d: d.assign(educ=np.where(d.treat == 0, 9, d.educ)), 'constant'),
+    (lambda d: d.assign(age=30), 'constant'),
+]
+
+@pytest.mark.parametrize('mutate, text, estimator', [(m, t, e) for m, t in BAD for e in ('match', 'ipw', 'aipw')] +
+                         [(m, t, 'match') for m, t in CONSTANT])
+def test_bad_input_raises(lal, mutate, text, estimator):
+    bad = mutate(lal.copy())
+    f = {'match': match, 'ipw': ipw, 'aipw': aipw}[estimator]
+    with pytest.raises(MatchingError, match=text):
+        f(bad, 'treat', 'y', covariates=X4)
+
+def test_missing_column_and_types(lal):
+    with pytest.raises(MatchingError, match='nope'): match(lal, 'treat', 'y', covariates=['age', 'nope'])
+    with pytest.raises(TypeError, match='one-hot'): match(lal.assign(g=np.where(lal.age > 25, 'a', 'b')), 'treat', 'y', covariates=['age', 'g'])
+    with pytest.raises(TypeError): match(lal.values, 'treat', 'y', covariates=X4)
+    with pytest.raises(MatchingError, match='covariates'): match(lal, 'treat', 'y')
+    with pytest.raises(MatchingError, match='estimand'): match(lal, 'treat', 'y', covariates=X4, estimand='CATE')
+    with pytest.raises(MatchingError, match='method'): match(lal, 'treat', 'y', covariates=X4, method='cosine')
+
+def test_no_overlap_raises_and_partial_overlap_warns(lal):
+    sep = lal.assign(x=lal.treat * 10.0 + np.random.default_rng(0).random(len(lal)))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        with pytest.raises(MatchingError, match='no overlap'): match(sep, 'treat', 'y', covariates=['x'])
+        with pytest.raises(MatchingError, match='no overlap'): ipw(sep, 'treat', 'y', covariates=['x'])
+    df, cov = synth(n=3000, conf=4.0)
+    with pytest.warns(OverlapWarning, match='trimming'):
+        r = match(df, 't', 'y', covariates=cov, trim=0.05)
+    assert r.n_discarded['trim'] > 0 and r.n_treated + r.n_control + r.n_discarded['trim'] == len(df)
+
+def test_caliper_discarding_everything_raises_partial_warns(lal):
+    jit = lal.assign(z=np.random.default_rng(0).random(len(lal)))
+    with pytest.raises(MatchingError, match='caliper'):
+        match(jit, 'treat', 'y', covariates=['z'], method='scaled', caliper=1e-9)
+    with pytest.warns(OverlapWarning, match='no admissible match'):
+        r = match(jit, 'treat', 'y', covariates=['z'], method='scaled', caliper=0.003)
+    assert 0 < r.n_discarded['caliper'] < 185
+    assert r.pairs.unit.nunique() == 185 - r.n_discarded['caliper']
+
+def test_bootstrap_needs_bias_adjustment(lal):
+    with pytest.raises(MatchingError, match='Abadie & Imbens 2008'):
+        match(lal, 'treat', 'y', covariates=X4, bias_adjust=False, se='bootstrap')
+
+# ------------------------------------------------------------------ published numbers
+@pytest.mark.parametrize('kw, r_est, r_se', [
+    (dict(covariates=['age'], estimand='ATE'), 1.785191, 0.6867167),
+    (dict(covariates=X4, estimand='ATE', k=3), 1.536303, 0.6619304),
+    (dict(covariates=X4, estimand='ATC'), 1.705509, 0.8200959),
+    (dict(covariates=X4, estimand='ATE', method='mahalanobis'), 1.592617, 0.6847298),
+    (dict(covariates=X4, estimand='ATE', bias_adjust=True, bias_covariates=['marr', 'age']), 1.719687, 0.7436085),
+    (dict(covariates=X4, estimand='ATE', var_matches=3), 1.714407, 0.6962724),
+])
+def test_reproduces_R_Matching(lal, kw, r_est, r_se):
+    args = dict(method='scaled', bias_adjust=False, var_matches=0, sample=True, tie_tol=1e-5) | kw
+    r = match(lal, 'treat', 'y', **args)
+    assert abs(r.estimate - r_est) < 5e-6 and abs(r.se - r_se) < 5e-6
+
+# ------------------------------------------------------------------ engines
+def test_knn_1d_matches_brute_force_with_ties():
+    rng = np.random.default_rng(3)
+    for k in (1, 2, 5):
+        q = rng.integers(0, 50, 300).astype(float); r = rng.integers(0, 50, 500).astype(float)
+        ptr, j, d = _knn_1d(q, r, k)
+        for i in range(len(q)):
+            dd = np.abs(r - q[i]); kth = np.sort(dd)[k - 1]
+            assert set(j[ptr[i]:ptr[i + 1]]) == set(np.nonzero(dd <= kth)[0])
+
+@pytest.mark.parametrize('engine', [_knn_tree, _knn_gemm])
+def test_multivariate_engines_match_brute_force(engine):
+    rng = np.random.default_rng(4)
+    Q = rng.standard_normal((400, 7)); R = rng.standard_normal((900, 7)); R[:50] = np.round(R[:50], 0); Q[:50] = np.round(Q[:50], 0)
+    ptr, j, d = engine(Q, R, 2, 1e-10)
+    for i in range(len(Q)):
+        dd = np.sqrt(((R - Q[i]) ** 2).sum(1)); kth = np.sort(dd)[1]
+        assert set(j[ptr[i]:ptr[i + 1]]) == set(np.nonzero(dd ** 2 <= kth ** 2 + 1e-10)[0])
+
+def test_greedy_without_replacement_is_greedy_and_unique():
+    rng = np.random.default_rng(5)
+    q, r = rng.random(500), rng.random(800); order = rng.permutation(500)
+    ptr, j, d = _greedy_1d(q, r, 1, order)
+    assert len(np.unique(j)) == len(j) == 500
+    free = np.ones(800, bool)
+    for i in order:
+        c = np.where(free, np.abs(r - q[i]), np.inf).argmin(); free[c] = False
+        assert j[ptr[i]] == c
+    Q, R = rng.standard_normal((200, 3)), rng.standard_normal((300, 3))
+    ptr, j, d = _greedy_tree(Q, R, 1, np.arange(200), n_cand=2)   # forces the brute-force fallback
+    assert len(np.unique(j)) == 200
+    free = np.ones(300, bool)
+    for i in range(200):
+        c = np.where(free, ((R - Q[i]) ** 2).sum(1), np.inf).argmin(); free[c] = False
+        assert j[ptr[i]] == c
+
+# ------------------------------------------------------------------ properties
+def test_row_order_and_index_do_not_matter():
+    df, cov = synth(n=2000, seed=1)
+    r1 = match(df, 't', 'y', covariates=cov, method='mahalanobis')
+    perm = df.sample(frac=1, random_state=0); perm.index = perm.index + 10_000
+    r2 = match(perm, 't', 'y', covariates=cov, method='mahalanobis')
+    assert abs(r1.estimate - r2.estimate) < 1e-9 and abs(r1.se - r2.se) < 1e-9
+
+def test_atc_is_att_with_flipped_treatment():
+    df, cov = synth(n=1500, seed=2)
+    atc = match(df, 't', 'y', covariates=cov, method='scaled', estimand='ATC')
+    flip = match(df.assign(t=1 - df.t), 't', 'y', covariates=cov, method='scaled', estimand='ATT')
+    assert abs(atc.estimate + flip.estimate) < 1e-9 and abs(atc.se - flip.se) < 1e-9
+
+def test_exact_matching_respects_strata():
+    df, cov = synth(n=3000, seed=3); df['g'] = np.random.default_rng(0).integers(0, 4, len(df))
+    for method in ('propensity', 'mahalanobis'):
+        r = match(df, 't', 'y', covariates=cov, exact=['g'], method=method)
+        p = r.pairs
+        assert (df.g.loc[p.unit].to_numpy() == df.g.loc[p.match].to_numpy()).all()
+
+def test_estimators_recover_known_effect_and_seeds_repeat():
+    df, cov = synth(n=6000, seed=4, effect=2.0)
+    for r in (match(df, 't', 'y', covariates=cov), match(df, 't', 'y', covariates=cov, method='mahalanobis', k=4),
+              match(df, 't', 'y', covariates=cov, replace=False, caliper=0.2),
+              ipw(df, 't', 'y', covariates=cov, estimand='ATT'), aipw(df, 't', 'y', covariates=cov, estimand='ATE'),
+              match(df, 't', 'y', covariates=cov, se='bootstrap', n_boot=300)):
+        assert abs(r.estimate - 2.0) < 4 * r.se + 0.05, r
+        assert r.ci[0] < r.estimate < r.ci[1]
+    a = match(df, 't', 'y', covariates=cov, se='bootstrap', n_boot=200, seed=7)
+    b = match(df, 't', 'y', covariates=cov, se='bootstrap', n_boot=200, seed=7)
+    assert a.se == b.se
+
+def test_propensity_inputs_agree(lal):
+    cols = ['age', 'educ', 're74', 're75']
+    p = propensity_score(lal, 'treat', cols)
+    assert np.allclose(propensity_score(lal, 'treat', cols, model=p), p)
+    assert np.allclose(propensity_score(lal, 'treat', cols, model=lambda d: p.to_numpy()), p)
+    from sklearn.linear_model import LogisticRegression
+    fitted = LogisticRegression(max_iter=2000).fit(lal[cols], lal.treat)
+    assert np.allclose(propensity_score(lal, 'treat', cols, model=fitted), fitted.predict_proba(lal[cols])[:, 1])
+    cf = propensity_score(lal, 'treat', cols, model=LogisticRegression(max_iter=2000), cross_fit=3)
+    assert cf.between(0, 1).all()
+    with pytest.raises(MatchingError, match='445 units'): propensity_score(lal, 'treat', cols, model=np.full(10, .5))
+    with pytest.raises(MatchingError, match=r'\[0, 1\]'): propensity_score(lal, 'treat', cols, model=np.full(len(lal), 1.5))
+    r = match(lal, 'treat', 'y', covariates=cols, propensity=p.to_numpy())
+    assert np.isfinite(r.estimate)
+
+def test_results_frames_balance_and_segments(lal):
+    r = match(lal, 'treat', 'y', covariates=X4)
+    f = r.to_frame()
+    assert f.shape[0] == 1 and {'estimate', 'se', 'ci_low', 'ci_high', 'variance'} <= set(f.columns)
+    assert 'Abadie-Imbens' in repr(r) and len(r.pairs) >= 185
+    b = r.balance()
+    assert list(b.index) == X4 and {'smd_before', 'smd_after', 'var_ratio_after'} <= set(b.columns)
+    bt = balance_table(lal, 'treat', X4)
+    assert np.allclose(bt.smd_before, b.smd_before)
+    seg = effect_by_segment(lal, 'black', treatment='treat', outcome='y', covariates=['age', 'educ', 're74', 're75'])
+    assert len(seg) == 2 and seg.se.gt(0).all()
+    c = cem(lal, 'treat', 'y', covariates=['age', 'educ', 'black'], bins={'age': 4, 'educ': 3})
+    assert np.isfinite(c.estimate) and c.weights.ge(0).all()
+    assert 0 <= crump_alpha(np.linspace(0.01, 0.99, 200)) < 0.5
+
+def test_graph_gives_adjustment_set():
+    pytest.importorskip('causal_llmrec.discovery')
+    import networkx as nx
+    df, cov = synth(n=2000, seed=5)
+    g = nx.DiGraph([('x0', 't'), ('x0', 'y'), ('x1', 't'), ('x1', 'y'), ('t', 'y'), ('x2', 'y'), ('x3', 'y')])
+    r = match(df, 't', 'y', graph=g)
+    assert set(r.covariates) >= {'x0', 'x1'} and r.details['covariate_source'] == 'graph'
+    class Wrapped: graph = g
+    assert set(match(df, 't', 'y', graph=Wrapped()).covariates) == set(r.covariates)
+    with pytest.raises(MatchingError, match='not a node'):
+        match(df, 't', 'y', graph=nx.DiGraph([('a', 'b')]))

@@ -1,0 +1,68 @@
+"""Ranking: seen items excluded, orders, grid == pairwise scoring, click models, bad input."""
+import numpy as np, pandas as pd, pytest, torch
+import networkx as nx
+from causal_llmrec.bert import CausalBert, fit, predict, toy_world
+from causal_llmrec.rank import rank, graph_context, explain
+
+@pytest.fixture(scope='module')
+def setup():
+    pairs, ut, it, tau = toy_world(n_users=15, n_items=25, seed=2)
+    m = CausalBert.tiny(seed=0)
+    fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=3, progress=False)
+    return m, pairs, ut, it
+
+def test_excludes_seen_and_sorted(setup):
+    m, pairs, ut, it = setup
+    seen = pairs.sample(frac=0.5, random_state=1)[['user_id', 'item_id']]
+    t = rank(m, ut, it, k=7, seen=seen, progress=False).to_frame()
+    assert t.merge(seen, on=['user_id', 'item_id']).empty
+    assert t.groupby('user_id').size().eq(7).all()
+    assert t.groupby('user_id').score.apply(lambda s: s.is_monotonic_decreasing).all()
+    assert t.groupby('user_id').item_id.apply(lambda s: s.is_unique).all()
+
+def test_grid_equals_pairwise(setup):
+    m, pairs, ut, it = setup
+    for by in ('uplift', 'outcome', 'blend'):
+        grid = rank(m, ut, it, k=5, by=by, progress=False).to_frame()
+        cand = rank(m, ut, it, k=5, by=by, candidates=pairs, progress=False).to_frame()
+        assert np.allclose(grid.score, cand.score, atol=1e-5)
+        p = predict(m, grid[['user_id', 'item_id']], ut, it)
+        assert np.allclose(p.tau, grid.tau, atol=1e-5)
+
+def test_blend_limits(setup):
+    m, pairs, ut, it = setup
+    out = rank(m, ut, it, k=5, by='outcome', progress=False).to_frame()
+    b0 = rank(m, ut, it, k=5, by='blend', lam=0.0, progress=False).to_frame()
+    assert out.item_id.tolist() == b0.item_id.tolist()
+    up = rank(m, ut, it, k=5, by='uplift', progress=False).to_frame()
+    big = rank(m, ut, it, k=5, by='blend', lam=1e6, progress=False).to_frame()
+    assert (up.item_id.to_numpy() == big.item_id.to_numpy()).mean() > 0.9
+
+def test_user_who_saw_everything_gets_short_list(setup):
+    m, pairs, ut, it = setup
+    seen = pd.DataFrame({'user_id': 0, 'item_id': it.index[:-2]})
+    t = rank(m, ut, it, k=5, seen=seen, progress=False).to_frame()
+    assert (t.user_id == 0).sum() == 2
+
+def test_explanations(setup):
+    m, pairs, ut, it = setup
+    g = nx.DiGraph([('pop', 'exposure'), ('pop', 'outcome'), ('age', 'outcome'), ('exposure', 'outcome')])
+    t = rank(m, ut, it, k=2, graph=g, progress=False).to_frame()
+    assert t.explanation.str.contains('adjusted for pop').all() and t.explanation.str.contains('age, pop').all()
+    assert graph_context(None, adjusted_for=['a'], drivers=['b']) == (['a'], ['b'])
+    with pytest.raises(ValueError, match='no node'): graph_context(nx.DiGraph([('a', 'b')]))
+
+def test_click_model_ranks_by_outcome_only(setup):
+    _, pairs, ut, it = setup
+    c = CausalBert.tiny(objective='click')
+    fit(c, pairs, ut, it, strategy='cached', encoder_steps=1, head_epochs=1, progress=False)
+    t = rank(c, ut, it, k=3, by='outcome', progress=False).to_frame()
+    assert t.explanation.str.contains('non-causal').all()
+    with pytest.raises(ValueError, match="objective='click'"): rank(c, ut, it, by='uplift', progress=False)
+
+@pytest.mark.parametrize('kw,match', [(dict(by='ctr'), 'by must be'), (dict(k=0), 'k must'),
+                                      (dict(users=[12345]), 'no text'), (dict(items=[12345]), 'no text'),
+                                      (dict(seen=[1, 2]), 'seen must')])
+def test_bad_requests(setup, kw, match):
+    m, pairs, ut, it = setup
+    with pytest.raises((ValueError, TypeError), match=match): rank(m, ut, it, progress=False, **kw)

@@ -1,0 +1,62 @@
+"""Texts for the encoder: determinism, order, truncation keeps the newest history, bad input."""
+import warnings
+import numpy as np, pandas as pd, pytest
+from causal_llmrec.data import RecData
+from causal_llmrec.text import user_texts, item_texts, texts, default_tokenizer
+
+@pytest.fixture(scope='module')
+def small(movielens):
+    return movielens.subset(users=[1, 2, 3, 4, 5])
+
+def test_history_in_time_order(small):
+    h = small.history[small.history.user_id == 3].sort_values(['timestamp', 'item_id'], kind='mergesort')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); t = user_texts(small, n_history=5, max_tokens=None).loc[3]
+    titles = [small.items.title[i].lower() for i in h.item_id.iloc[-5:]]
+    pos = [t.index(x) for x in titles]
+    assert pos == sorted(pos), 'history must read oldest to newest'
+    assert f"rated {len(h)} films" in t
+
+@pytest.mark.parametrize('budget', [32, 48, 64, 96, 128])
+def test_truncation_keeps_newest(small, budget):
+    tok = default_tokenizer()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        full = user_texts(small, n_history=30, max_tokens=None)
+        cut = user_texts(small, n_history=30, max_tokens=budget)
+    for u in small.users.index:
+        assert len(tok(cut[u])['input_ids']) <= budget
+        if 'oldest to newest: ' in cut[u]:
+            kept = cut[u].split('oldest to newest: ')[1]
+            assert full[u].endswith(kept)              # a suffix: the newest items survive
+            assert full[u].split('. watched')[0] == cut[u].split('. watched')[0]   # features never cut
+
+def test_truncation_is_reported(small):
+    with pytest.warns(UserWarning, match='oldest history item'):
+        user_texts(small, n_history=30, max_tokens=48)
+
+def test_deterministic(small):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        a = texts(small); b = texts(small)
+    assert a[0].equals(b[0]) and a[1].equals(b[1])
+
+def test_before_cuts_history(small):
+    ts = small.history.timestamp.median()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        early = user_texts(small, max_tokens=None, before=ts); late = user_texts(small, max_tokens=None)
+    assert (early != late).any()
+
+def test_item_texts(movielens):
+    it = item_texts(movielens)
+    assert it.loc[1] == "toy story (1995). genres: animation, children's, comedy."
+    assert it.str.strip().str.len().gt(0).all()
+    with pytest.raises(ValueError, match='no column'): item_texts(movielens, cols=['plot'])
+    with pytest.raises(ValueError, match='needs a RecData'): item_texts(movielens.items, popularity=True)
+    with pytest.raises(ValueError, match='empty'): item_texts(movielens.items.iloc[:0])
+
+def test_bad_input(small):
+    with pytest.raises(TypeError, match='RecData'): user_texts(small.users)
+    with pytest.raises(ValueError, match='n_history'): user_texts(small, n_history=-1)
+    with pytest.raises(ValueError, match='features alone'): user_texts(small, max_tokens=4)
