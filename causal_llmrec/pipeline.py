@@ -341,10 +341,11 @@ def _available(name)->bool:
     return not _missing_modules(name)
 
 def _module_source_hash(mod):
-    import importlib
-    m = importlib.import_module(mod)
-    try: return stable_hash(Path(m.__file__).read_bytes())
-    except (OSError, TypeError): return getattr(m, '__version__', '')
+    "Hash of a library module's source file (found without importing it)."
+    import importlib.util
+    spec = importlib.util.find_spec(mod)
+    try: return stable_hash(Path(spec.origin).read_bytes())
+    except (OSError, TypeError, AttributeError): return ''
 
 # %% ../nbs/07_pipeline.ipynb #4e6d7040
 class StageContext:

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['graph_context', 'explain', 'Recommendations', 'rank']
 
-# %% ../nbs/05_rank.ipynb #6d0f3f67
+# %% ../nbs/05_rank.ipynb #0bc7cec8
 import warnings, time
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .data import RecData
 from .bert import CausalBert, check_pairs, _check_texts, predict
 
-# %% ../nbs/05_rank.ipynb #a83cfb94
+# %% ../nbs/05_rank.ipynb #cc41b958
 def graph_context(graph=None, # a networkx DiGraph (e.g. a learned or the true DAG), or None
                   exposure:str='exposure', # the treatment node
                   outcome:str='outcome', # the outcome node
@@ -46,7 +46,7 @@ def explain(row, # a recommendation: tau, q0, q1 (and g)
     return (f"effect {row['tau']:+.3f}: P(outcome) {row['q1']:.2f} if recommended vs {row['q0']:.2f} if not; "
             f"adjusted for {_nice(adjusted_for)}; outcome drivers in the graph: {_nice(drivers)}")
 
-# %% ../nbs/05_rank.ipynb #ea6c610e
+# %% ../nbs/05_rank.ipynb #c3826169
 _BY = ('uplift', 'outcome', 'blend')
 
 def _score(by:str, q0, q1, lam:float):
@@ -80,7 +80,7 @@ class Recommendations:
         ax.set(xlabel='position in the list', ylabel='estimated effect tau', title=f'top-{self.k} by {self.by}')
         return ax
 
-# %% ../nbs/05_rank.ipynb #156d37a9
+# %% ../nbs/05_rank.ipynb #493de1aa
 def _seen_pairs(seen)->pd.DataFrame:
     if seen is None: return pd.DataFrame({'user_id': [], 'item_id': []})
     if isinstance(seen, RecData):

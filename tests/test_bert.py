@@ -99,16 +99,16 @@ def test_same_seed_same_numbers(world):
     out = []
     for _ in range(2):
         m = CausalBert.tiny(seed=5)
-        fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=2, batch_size=32, progress=False, seed=7)
+        fit(m, pairs, ut, it, strategy='cached', encoder_steps=1, head_epochs=2, batch_size=32, progress=False, seed=7)
         out.append(predict(m, pairs, ut, it)[['g', 'q0', 'q1']].to_numpy())
     assert np.array_equal(out[0], out[1])
 
 def test_resume_continues(world, tmp_path):
     pairs, ut, it, _ = world
     m = CausalBert.tiny(seed=0)
-    r1 = fit(m, pairs, ut, it, strategy='full', epochs=1, batch_size=64, progress=False, checkpoint_dir=tmp_path, patience=9)
+    r1 = fit(m, pairs, ut, it, strategy='full', epochs=1, batch_size=32, max_pairs_per_epoch=64, progress=False, checkpoint_dir=tmp_path, patience=9)
     assert (tmp_path/'last'/'trainer_state.pt').exists() and (tmp_path/'best'/'heads.safetensors').exists()
-    r2 = fit(m, pairs, ut, it, strategy='full', epochs=2, batch_size=64, progress=False, resume_from=tmp_path/'last', patience=9)
+    r2 = fit(m, pairs, ut, it, strategy='full', epochs=2, batch_size=32, max_pairs_per_epoch=64, progress=False, resume_from=tmp_path/'last', patience=9)
     assert r2.history.epoch.tolist() == [1, 2] and r2.encoder_steps == 2*r1.encoder_steps
     with pytest.raises(FileNotFoundError, match='trainer_state'): fit(m, pairs, ut, it, resume_from=tmp_path/'nope', progress=False)
 

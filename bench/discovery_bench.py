@@ -1,0 +1,196 @@
+"""Structure-recovery benchmark for causal_llmrec.discovery (issue 3), not part of the default tests.
+
+    .venv/bin/python bench/discovery_bench.py            # everything (data, causal-learn PC peer, ours, report)
+    .venv/bin/python bench/discovery_bench.py --only-small   # only n = 1000 data sets
+
+Data: samples from pgmpy's bnlearn networks (asia, sachs, alarm; discrete) and from linear-Gaussian Erdos-Renyi DAGs
+(d = 10, 20, 50; expected degree 2; weights +-U(0.5, 2); unit noise), n = 1000 and 10000, written as CSV to
+--data-dir so that both sides read the same files. Methods:
+
+- causalnex_default: CausalNex linear NOTEARS as it comes: raw (unscaled) encoded data, no knowledge, |w| > 0.3;
+- module: learn_structure defaults (every encoded column standardized, |w| > 0.3), no knowledge;
+- module+knowledge: the same with partial domain knowledge: the true root nodes as `roots` and the true leaf nodes
+  as `sinks` (what one typically knows: demographics have no causes, the outcome causes nothing);
+- module+knowledge+bootstrap: bootstrap_edges (n_boot resamples) with that knowledge, edges seen in >= 50%;
+- pc (causal-learn 0.1.4, own venv from bench/peers-discovery.sh): PC-stable, alpha 0.01, Fisher-z (continuous) or
+  chi-square (discrete). Its undirected CPDAG edges are scored as edges in both directions (SHD counts such a pair
+  once; directed precision counts one wrong direction).
+
+Discrete bnlearn data are one-hot encoded by the module (categories -> dummies; scored on the original variables).
+Wall time is on a shared 2-core machine (other jobs were running); CPU seconds are given beside it.
+Also: on the semi-synthetic MovieLens world (causal_llmrec.data.simulate), does the learned graph recover the
+confounding paths (user features -> exposure, popularity -> exposure and outcome)?
+"""
+import argparse, json, os, subprocess, sys, time, warnings
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from causal_llmrec.discovery import (DomainKnowledge, bootstrap_edges, graph_metrics, learn_structure, random_dag,
+                                     rec_knowledge, sample_linear_sem, adjustment_set)
+
+warnings.filterwarnings('ignore')
+
+
+def bnlearn(name, n, seed=0):
+    from pgmpy.utils import get_example_model
+    from pgmpy.sampling import BayesianModelSampling
+    m = get_example_model(name)
+    df = BayesianModelSampling(m).forward_sample(size=n, seed=seed, show_progress=False)
+    G = nx.DiGraph(); G.add_nodes_from(m.nodes); G.add_edges_from(m.edges)
+    df = df[list(G.nodes)]
+    # sampling can leave a rare state unseen or a column constant; constant columns are dropped (and reported)
+    const = [c for c in df.columns if df[c].nunique() < 2]
+    return df.drop(columns=const), G.subgraph([c for c in G.nodes if c not in const]).copy(), const
+
+
+def datasets(only_small):
+    ns = [1000] if only_small else [1000, 10000]
+    out = []
+    for n in ns:
+        for name in ['asia', 'sachs', 'alarm']:
+            out.append((f'{name}_n{n}', 'discrete', lambda name=name, n=n: bnlearn(name, n)))
+        for d in [10, 20, 50]:
+            def er(d=d, n=n):
+                G = random_dag(d, expected_degree=2, seed=d)
+                return sample_linear_sem(G, n, seed=1), G, []
+            out.append((f'er{d}_n{n}', 'continuous', er))
+    return out
+
+
+def partial_knowledge(G):
+    roots = [v for v in G.nodes if G.in_degree(v) == 0 and G.out_degree(v) > 0]
+    sinks = [v for v in G.nodes if G.out_degree(v) == 0 and G.in_degree(v) > 0]
+    return DomainKnowledge(roots=roots, sinks=sinks)
+
+
+def to_md(df):
+    "A markdown table without the tabulate package."
+    cols = list(df.columns)
+    lines = ['| ' + ' | '.join(map(str, cols)) + ' |', '|' + '---|' * len(cols)]
+    lines += ['| ' + ' | '.join('' if pd.isna(v) else str(v) for v in r) + ' |' for r in df.itertuples(index=False)]
+    return '\n'.join(lines)
+
+
+def timed(f):
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = f()
+    return r, time.perf_counter() - t0, time.process_time() - c0
+
+
+def score(name, method, learned, G, secs, cpu, extra=''):
+    m = graph_metrics(learned, G)
+    row = dict(data=name, method=method, d=G.number_of_nodes(), true_edges=m.n_true, learned_edges=m.n_learned,
+               shd=m.shd, precision=round(m.precision, 3), recall=round(m.recall, 3), f1=round(m.f1, 3),
+               skeleton_f1=round(m.skeleton_f1, 3), orientation=round(m.orientation_accuracy, 3),
+               wall_s=round(secs, 1), cpu_s=round(cpu, 1), note=extra)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def run_ours(name, df, G, n_boot, do_boot):
+    rows = []
+    cg, s, c = timed(lambda: learn_structure(df, standardize=False, threshold=0.3))
+    rows.append(score(name, 'causalnex_default', cg, G, s, c))
+    cg, s, c = timed(lambda: learn_structure(df))
+    rows.append(score(name, 'module', cg, G, s, c))
+    k = partial_knowledge(G)
+    cg, s, c = timed(lambda: learn_structure(df, knowledge=k))
+    rows.append(score(name, 'module+knowledge', cg, G, s, c, f'{len(k.roots)} roots, {len(k.sinks)} sinks'))
+    if do_boot:
+        st, s, c = timed(lambda: bootstrap_edges(df, n_boot=n_boot, knowledge=k, seed=0, progress=False))
+        rows.append(score(name, 'module+knowledge+bootstrap', st.graph(0.5), G, s, c, f'n_boot={n_boot}, min_freq=0.5'))
+    return rows
+
+
+def run_pc(name, data_dir, G, peers_py):
+    if peers_py is None: return []
+    subprocess.run([str(peers_py), str(ROOT / 'bench' / 'discovery_peers.py'), str(data_dir), name], check=True)
+    r = json.loads((data_dir / f'{name}.pc.json').read_text())
+    L = nx.DiGraph(); L.add_nodes_from(G.nodes)
+    L.add_edges_from(map(tuple, r['directed']))
+    for a, b in r['undirected']: L.add_edge(a, b); L.add_edge(b, a)
+    return [score(name, 'pc (causal-learn)', L, G, r['seconds'], r['cpu_seconds'],
+                  f"{len(r['undirected'])} undirected, {r['test']}, alpha={r['alpha']}")]
+
+
+def sim_world(n_users):
+    from causal_llmrec.data import simulate
+    w = simulate(n_users=n_users, seed=0)
+    f = w.frame().drop(columns=['user_id', 'item_id'])
+    T = w.true_graph()
+    rows, paths = [], []
+    k = rec_knowledge(f.columns)
+    for label, kw in [('causalnex_default', dict(standardize=False)), ('module (no knowledge)', {}),
+                      ('module+rec_knowledge', dict(knowledge=k)),
+                      ('module, threshold 0.1', dict(threshold=0.1)),
+                      ('module+rec_knowledge, threshold 0.1', dict(knowledge=k, threshold=0.1))]:
+        cg, s, c = timed(lambda: learn_structure(f, **kw))
+        rows.append(score(f'sim_movielens_n{len(f)}', label, cg, T, s, c))
+        want = [(x, 'exposure') for x in ['user_age', 'user_activity', 'item_popularity', 'affinity']] + \
+               [(x, 'outcome') for x in ['user_age', 'user_activity', 'item_popularity', 'affinity', 'user_female']] + \
+               [('exposure', 'outcome')]
+        adj = adjustment_set(cg, 'exposure', 'outcome')
+        paths.append(dict(method=label, adjustment_set=' '.join(adj), **{f'{a}->{b}': ('yes' if cg.graph.has_edge(a, b) else
+                                                          'reversed' if cg.graph.has_edge(b, a) else 'no')
+                                            for a, b in want}))
+    return rows, pd.DataFrame(paths)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--data-dir', default='/tmp/discovery-bench-data')
+    ap.add_argument('--out', default=str(ROOT / 'bench' / 'results' / 'discovery'))
+    ap.add_argument('--only-small', action='store_true', help='only the n = 1000 data sets')
+    ap.add_argument('--n-boot', type=int, default=5)
+    ap.add_argument('--boot-max-d', type=int, default=20, help='bootstrap only data sets with at most this many columns')
+    ap.add_argument('--sim-users', type=int, default=200)
+    ap.add_argument('--no-peers', action='store_true')
+    a = ap.parse_args()
+    cmd = '.venv/bin/python bench/discovery_bench.py ' + ' '.join(sys.argv[1:])
+    data_dir = Path(a.data_dir); data_dir.mkdir(parents=True, exist_ok=True)
+    peers_py = None
+    if not a.no_peers:
+        subprocess.run(['bash', str(ROOT / 'bench' / 'peers-discovery.sh')], check=True)
+        peers_py = ROOT / '.bench-venv-discovery' / 'bin' / 'python'
+    rows, notes = [], []
+    out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(sim_paths=None):
+        res = pd.DataFrame(rows)
+        md = [f'# Structure recovery benchmark (issue 3)', '', f'Command: `{cmd}`', '',
+              f'Run {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())} on a shared 2-core CPU machine; '
+              'wall_s is inflated by other jobs, cpu_s is this process\'s CPU time. See the docstring of '
+              'bench/discovery_bench.py for the methods.', '']
+        md += notes + ([''] if notes else [])
+        if len(res): md += [to_md(res), '']
+        if sim_paths is not None:
+            md += ['## Semi-synthetic MovieLens world: confounding paths recovered', '',
+                   'Cells: yes = the edge is in the learned graph, reversed = only b -> a, no = absent.', '',
+                   to_md(sim_paths), '']
+        Path(str(out) + '.md').write_text('\n'.join(md))
+        Path(str(out) + '.json').write_text(json.dumps(dict(command=cmd, rows=rows,
+                                                            sim_paths=None if sim_paths is None else sim_paths.to_dict('records'),
+                                                            notes=notes), indent=1))
+
+    for name, kind, make in datasets(a.only_small):
+        df, G, const = make()
+        if const: notes.append(f'- {name}: constant columns dropped after sampling: {const}')
+        df.to_csv(data_dir / f'{name}.csv', index=False)
+        (data_dir / f'{name}.json').write_text(json.dumps(dict(kind=kind)))
+        print(f'== {name}: n={len(df)}, d={df.shape[1]}, true edges {G.number_of_edges()}', flush=True)
+        rows += run_pc(name, data_dir, G, peers_py)
+        rows += run_ours(name, df, G, a.n_boot, df.shape[1] <= a.boot_max_d)
+        write()
+    srows, paths = sim_world(a.sim_users)
+    rows += srows
+    print(paths.to_string(), flush=True)
+    write(paths)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,185 @@
+"Bad-input matrix, property tests and an end-to-end run for causal_llmrec.discovery (issue 3)."
+import itertools
+import warnings
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from causal_llmrec.discovery import (DiscoveryInputError, DomainKnowledge, KnowledgeError, NoAdjustmentSetError,
+                                     adjustment_set, bootstrap_edges, encode_frame, fit_bayesian_network,
+                                     graph_metrics, is_valid_adjustment, learn_structure, random_dag, rec_knowledge,
+                                     sample_linear_sem, select_threshold, threshold_path, backdoor_paths)
+
+
+@pytest.fixture(scope='module')
+def small():
+    G = random_dag(5, expected_degree=2, seed=3)
+    return G, sample_linear_sem(G, 400, seed=0)
+
+
+# ---------------------------------------------------------------- bad input: each names the column or edge
+BAD_FRAMES = [
+    ('nan', lambda df: df.assign(x0=np.where(np.arange(len(df)) == 3, np.nan, df.x0)), DiscoveryInputError, ["'x0'", 'NaN']),
+    ('inf', lambda df: df.assign(x1=np.where(np.arange(len(df)) == 0, np.inf, df.x1)), DiscoveryInputError, ["'x1'", 'infinite']),
+    ('constant', lambda df: df.assign(k=7.0), DiscoveryInputError, ["'k'", 'constant']),
+    ('single row', lambda df: df.iloc[:1], DiscoveryInputError, ['1 row']),
+    ('empty', lambda df: df.iloc[:0], DiscoveryInputError, ['0 row']),
+    ('free text', lambda df: df.assign(title=[f'movie {i}' for i in range(len(df))]), DiscoveryInputError, ["'title'", 'max_levels']),
+    ('datetime', lambda df: df.assign(ts=pd.date_range('2020', periods=len(df), freq='h')), DiscoveryInputError, ["'ts'", 'dates']),
+    ('objects', lambda df: df.assign(obj=[{'a': i % 3} for i in range(len(df))]), DiscoveryInputError, ["'obj'"]),
+    ('mixed types', lambda df: df.assign(mix=[1 if i % 2 else 'a' for i in range(len(df))]), DiscoveryInputError, ["'mix'"]),
+]
+
+
+@pytest.mark.parametrize('name,make,exc,words', BAD_FRAMES, ids=[b[0] for b in BAD_FRAMES])
+def test_bad_frames_raise_naming_the_column(small, name, make, exc, words):
+    _, df = small
+    for f in (lambda d: encode_frame(d), lambda d: learn_structure(d), lambda d: bootstrap_edges(d, n_boot=1, progress=False)):
+        with pytest.raises(exc) as e:
+            f(make(df))
+        for w in words: assert w in str(e.value), (w, str(e.value))
+
+
+def test_not_a_dataframe():
+    with pytest.raises(TypeError, match='DataFrame'):
+        learn_structure(np.zeros((10, 3)))
+
+
+BAD_KNOWLEDGE = [
+    ('required and forbidden', dict(forbidden=[('a', 'b')], required=[('a', 'b')]), ["('a', 'b')", 'forbidden']),
+    ('required against tiers', dict(tiers=[['a'], ['b']], required=[('b', 'a')]), ["('b', 'a')", 'tier']),
+    ('tiers form a cycle', dict(tiers=[['a', 'b'], ['c'], ['b']]), ["'b'", 'cycle']),
+    ('required cycle', dict(required=[('a', 'b'), ('b', 'a')]), ["('a', 'b')"]),
+    ('required 3-cycle', dict(required=[('a', 'b'), ('b', 'c'), ('c', 'a')]), ['cycle']),
+    ('required into a root', dict(roots=['b'], required=[('a', 'b')]), ["('a', 'b')", 'root']),
+    ('required out of a sink', dict(sinks=['a'], required=[('a', 'b')]), ["('a', 'b')", 'sink']),
+    ('self loop', dict(forbidden=[('a', 'a')]), ["('a', 'a')", 'self-loop']),
+    ('not a pair', dict(required=[('a', 'b', 'c')]), ['not a pair']),
+    ('tier as string', dict(tiers=['abc']), ["'abc'"]),
+]
+
+
+@pytest.mark.parametrize('name,kw,words', BAD_KNOWLEDGE, ids=[b[0] for b in BAD_KNOWLEDGE])
+def test_contradictory_knowledge(name, kw, words):
+    with pytest.raises(KnowledgeError) as e:
+        DomainKnowledge(**kw)
+    for w in words: assert w in str(e.value), (w, str(e.value))
+
+
+def test_knowledge_with_unknown_column(small):
+    _, df = small
+    with pytest.raises(KnowledgeError, match="'nope'"):
+        learn_structure(df, knowledge=DomainKnowledge(forbidden=[('x0', 'nope')]))
+
+
+def test_rec_knowledge_refuses_ids_and_missing_columns():
+    with pytest.raises(KnowledgeError, match='user_id'):
+        rec_knowledge(['user_id', 'user_age', 'exposure', 'outcome'])
+    with pytest.raises(KnowledgeError, match="'click'"):
+        rec_knowledge(['user_age', 'exposure', 'outcome'], outcome='click')
+
+
+# ---------------------------------------------------------------- properties
+@pytest.mark.parametrize('seed', range(4))
+def test_knowledge_always_holds(seed):
+    "Random knowledge consistent with a random order: the result is a DAG that keeps every rule."
+    rng = np.random.default_rng(seed)
+    G = random_dag(6, expected_degree=2, seed=seed)
+    df = sample_linear_sem(G, 300, seed=seed)
+    order = list(rng.permutation(list(G.nodes)))
+    tiers = [order[:2], order[2:4], order[4:]]
+    pairs = [(a, b) for a, b in itertools.permutations(G.nodes, 2)]
+    forbidden = [pairs[i] for i in rng.choice(len(pairs), 4, replace=False)]
+    required = [(order[0], order[5])] if (order[0], order[5]) not in forbidden else []
+    k = DomainKnowledge(tiers=tiers, forbidden=forbidden, required=required, sinks=[order[5]], within_tiers=seed % 2 == 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        cg = learn_structure(df, knowledge=k, threshold=0.05)
+    assert nx.is_directed_acyclic_graph(cg.graph)
+    assert k.violations(cg) == []
+    for a, b in required: assert cg.graph[a][b]['origin'] == 'required'
+
+
+def test_threshold_path_and_selection(small):
+    G, df = small
+    cg = learn_structure(df, standardize=False)
+    tp = threshold_path(cg)
+    assert tp['n_edges'].is_monotonic_decreasing and tp['is_dag'].iloc[-1]
+    t = select_threshold(cg, 'dag')
+    assert nx.is_directed_acyclic_graph(learn_structure(df, standardize=False, threshold=t).graph)
+    with pytest.raises(ValueError, match='rule'):
+        select_threshold(cg, 'median')
+
+
+def test_graph_metrics_properties():
+    T = random_dag(8, seed=1)
+    m = graph_metrics(T, T)
+    assert m.shd == 0 and m.precision == m.recall == m.f1 == 1
+    R = nx.DiGraph(); R.add_nodes_from(T.nodes); R.add_edges_from((v, u) for u, v in T.edges)
+    r = graph_metrics(R, T)  # every edge reversed: SHD = number of edges, skeleton perfect
+    assert r.shd == T.number_of_edges() and r.skeleton_f1 == 1 and r.orientation_accuracy == 0 and r.tp == 0
+    E = nx.DiGraph(); E.add_nodes_from(T.nodes)
+    e = graph_metrics(E, T)
+    assert e.shd == T.number_of_edges() and e.recall == 0
+    with pytest.raises(ValueError, match='different nodes'):
+        graph_metrics(nx.DiGraph([('a', 'b')]), nx.DiGraph([('a', 'c')]))
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_adjustment_set_is_valid_and_minimal(seed):
+    G = random_dag(9, expected_degree=2.5, seed=seed)
+    for t, y in itertools.permutations(sorted(G.nodes), 2):
+        if not nx.has_path(G, t, y): continue
+        try:
+            Z = adjustment_set(G, t, y)
+        except NoAdjustmentSetError:
+            raise AssertionError('a fully observed DAG always has a backdoor set (the parents of t)')
+        assert is_valid_adjustment(G, t, y, Z)
+        for z in Z: assert not is_valid_adjustment(G, t, y, set(Z) - {z})
+        assert is_valid_adjustment(G, t, y, set(G.predecessors(t)))  # the parents are always valid
+        assert is_valid_adjustment(G, t, y, adjustment_set(G, t, y, minimal=False))
+        assert not backdoor_paths(G, t, y, Z)['open'].any()
+
+
+def test_adjustment_set_accepts_graph_types():
+    G = nx.DiGraph([('c', 't'), ('c', 'y'), ('t', 'y')])
+    from causal_llmrec.discovery import _causalnex
+    sm = _causalnex()['StructureModel'](list(G.edges))
+    assert adjustment_set(G, 't', 'y') == ('c',) == adjustment_set(sm, 't', 'y')
+    with pytest.raises(TypeError, match='DiGraph'):
+        adjustment_set([('c', 't')], 't', 'y')
+
+
+def test_bayesian_network_bad_input():
+    G = nx.DiGraph([('a', 'b')])
+    df = pd.DataFrame({'a': [0, 1] * 20, 'b': [0, 1, 1, 0] * 10})
+    with pytest.raises(DiscoveryInputError, match="'c'"):
+        fit_bayesian_network(df, nx.DiGraph([('a', 'c')]))
+    with pytest.raises(ValueError, match='cycle'):
+        fit_bayesian_network(df, nx.DiGraph([('a', 'b'), ('b', 'a')]))
+    bn = fit_bayesian_network(df, G)
+    with pytest.raises(ValueError, match="not a state of 'a'"):
+        bn.query('b', do={'a': 5})
+    with pytest.warns(UserWarning, match=r"\['z'\]"):
+        fit_bayesian_network(df.assign(z=np.arange(40) % 3), nx.DiGraph([('a', 'b'), ('z', 'z2')]).subgraph(['a', 'b', 'z']))
+
+
+# ---------------------------------------------------------------- end to end
+def test_end_to_end_mixed_data_to_adjustment_set():
+    rng = np.random.default_rng(0); n = 1500
+    user_age = rng.normal(size=n)
+    item_kind = rng.choice(['a', 'b', 'c'], size=n)
+    item_pop = 1.5 * (item_kind == 'a') + rng.normal(size=n)
+    exposure = (user_age + 1.5 * item_pop + rng.logistic(size=n) > 0.5).astype(int)
+    outcome = (2.5 * exposure + 1.5 * item_pop + 1.0 * user_age + rng.logistic(size=n) > 1.5).astype(int)
+    df = pd.DataFrame(dict(user_age=user_age, item_kind=item_kind, item_pop=item_pop, exposure=exposure, outcome=outcome))
+    k = rec_knowledge(df.columns)
+    cg = learn_structure(df, knowledge=k)
+    assert k.violations(cg) == [] and cg.encoding.kinds['item_kind'] == 'categorical'
+    assert {('item_pop', 'exposure'), ('exposure', 'outcome'), ('item_pop', 'outcome')} <= set(cg.edges)
+    Z = adjustment_set(cg, 'exposure', 'outcome', minimal=False)
+    assert 'item_pop' in Z and 'user_age' in Z
+    bn = fit_bayesian_network(df, cg)
+    assert bn.effect('exposure', 'outcome') > 0.1
