@@ -31,7 +31,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from causal_llmrec.discovery import (DomainKnowledge, bootstrap_edges, graph_metrics, learn_structure, random_dag,
-                                     rec_knowledge, sample_linear_sem, adjustment_set)
+                                     rec_knowledge, sample_linear_sem, adjustment_set,
+                                     is_valid_adjustment, NoAdjustmentSetError)
 
 warnings.filterwarnings('ignore')
 
@@ -134,8 +135,13 @@ def sim_world(n_users):
         want = [(x, 'exposure') for x in ['user_age', 'user_activity', 'item_popularity', 'affinity']] + \
                [(x, 'outcome') for x in ['user_age', 'user_activity', 'item_popularity', 'affinity', 'user_female']] + \
                [('exposure', 'outcome')]
-        adj = adjustment_set(cg, 'exposure', 'outcome')
-        paths.append(dict(method=label, adjustment_set=' '.join(adj), **{f'{a}->{b}': ('yes' if cg.graph.has_edge(a, b) else
+        try:
+            adj = ' '.join(adjustment_set(cg, 'exposure', 'outcome', minimal=False))
+            adj += ' (valid in truth)' if is_valid_adjustment(T, 'exposure', 'outcome',
+                                                               adjustment_set(cg, 'exposure', 'outcome', minimal=False)) else ' (NOT valid in truth)'
+        except NoAdjustmentSetError as e:
+            adj = 'none: ' + str(e).split('(')[1].split(')')[0]
+        paths.append(dict(method=label, adjustment_set_full=adj, **{f'{a}->{b}': ('yes' if cg.graph.has_edge(a, b) else
                                                           'reversed' if cg.graph.has_edge(b, a) else 'no')
                                             for a, b in want}))
     return rows, pd.DataFrame(paths)
@@ -150,11 +156,14 @@ def main():
     ap.add_argument('--boot-max-d', type=int, default=20, help='bootstrap only data sets with at most this many columns')
     ap.add_argument('--sim-users', type=int, default=200)
     ap.add_argument('--no-peers', action='store_true')
+    ap.add_argument('--sim-only', action='store_true', help='only the semi-synthetic MovieLens world')
+    ap.add_argument('--names', nargs='*', help='only these data sets (e.g. er10_n1000 asia_n10000)')
+    ap.add_argument('--no-sim', action='store_true', help='skip the semi-synthetic MovieLens world')
     a = ap.parse_args()
     cmd = '.venv/bin/python bench/discovery_bench.py ' + ' '.join(sys.argv[1:])
     data_dir = Path(a.data_dir); data_dir.mkdir(parents=True, exist_ok=True)
     peers_py = None
-    if not a.no_peers:
+    if not (a.no_peers or a.sim_only):
         subprocess.run(['bash', str(ROOT / 'bench' / 'peers-discovery.sh')], check=True)
         peers_py = ROOT / '.bench-venv-discovery' / 'bin' / 'python'
     rows, notes = [], []
@@ -177,7 +186,8 @@ def main():
                                                             sim_paths=None if sim_paths is None else sim_paths.to_dict('records'),
                                                             notes=notes), indent=1))
 
-    for name, kind, make in datasets(a.only_small):
+    for name, kind, make in ([] if a.sim_only else datasets(a.only_small)):
+        if a.names and name not in a.names: continue
         df, G, const = make()
         if const: notes.append(f'- {name}: constant columns dropped after sampling: {const}')
         df.to_csv(data_dir / f'{name}.csv', index=False)
@@ -186,6 +196,7 @@ def main():
         rows += run_pc(name, data_dir, G, peers_py)
         rows += run_ours(name, df, G, a.n_boot, df.shape[1] <= a.boot_max_d)
         write()
+    if a.no_sim: return
     srows, paths = sim_world(a.sim_users)
     rows += srows
     print(paths.to_string(), flush=True)

@@ -93,6 +93,8 @@ def bert_scores(ml, train, neg, pairs_to_score, seed, objective='click', world=N
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--no-bert', action='store_true'); ap.add_argument('--causal', action='store_true')
+    ap.add_argument('--no-mf', action='store_true', help='skip popularity and MF')
+    ap.add_argument('--append', action='store_true', help='keep the rows of models not rerun from the existing results file')
     args = ap.parse_args()
     cmd = '.venv/bin/python bench/evaluate_ranking.py ' + ' '.join(sys.argv[1:])
     t0 = time.time(); timings = {}
@@ -102,21 +104,23 @@ def main():
     pop = train.item_id.value_counts().reindex(ml.items.index, fill_value=0)
     cand = sampled_candidates(ml, train, test, seed=args.seed)
     allp = pd.DataFrame({'user_id': np.repeat(ml.users.index.values, ml.n_items), 'item_id': np.tile(ml.items.index.values, ml.n_users)})
-    rows = []
-    evaluate('popularity', allp.assign(score=np.tile(pop.values.astype(float), ml.n_users)), train, test, cand, ml, pop, rows)
+    rows, prev = [], None
+    if args.append and (OUT / 'evaluate_ranking.json').exists():
+        prev = json.loads((OUT / 'evaluate_ranking.json').read_text())
+    if not args.no_mf:
+      evaluate('popularity', allp.assign(score=np.tile(pop.values.astype(float), ml.n_users)), train, test, cand, ml, pop, rows)
     neg = negatives(ml, train, seed=args.seed)
     uix = pd.Index(ml.users.index); iix = pd.Index(ml.items.index)
     t = time.time()
-    d = pd.concat([train[['user_id', 'item_id']].assign(y=1.0), neg.assign(y=0.0)])
-    best = None
-    for nf, l2 in ((32, 0.05), (32, 0.2), (64, 0.2)):
+    for nf, l2 in (() if args.no_mf else ((32, 0.05), (32, 0.2), (64, 0.2))):
+        d = pd.concat([train[['user_id', 'item_id']].assign(y=1.0), neg.assign(y=0.0)])
         mf = MatrixFactorization(n_factors=nf, l2=l2, n_iter=15, seed=args.seed).fit(
             uix.get_indexer(d.user_id), iix.get_indexer(d.item_id), d.y.values, n_users=ml.n_users, n_items=ml.n_items)
         S = mf.predict_matrix()
         sc = allp.assign(score=S.ravel())
         tmp = []; evaluate(f'MF (implicit ALS, {nf} factors, l2={l2})', sc, train, test, cand, ml, pop, tmp)
         rows += tmp
-    timings['mf_s'] = round(time.time() - t, 1)
+    if not args.no_mf: timings['mf_s'] = round(time.time() - t, 1)
     info = {}
     if not args.no_bert:
         t = time.time()
@@ -136,6 +140,10 @@ def main():
                      note='trained on semi-synthetic exposures of the same users')
         timings['causal_bert_s'] = round(time.time() - t, 1)
     df = pd.DataFrame(rows); secs = time.time() - t0
+    if prev is not None:
+        old = pd.DataFrame(prev['rows']); old = old[~old.model.isin(df.model)]
+        df = pd.concat([old, df], ignore_index=True)
+        cmd = prev['command'] + ' ; then ' + cmd; timings = {**prev.get('timings', {}), **timings}; info = {**prev.get('bert', {}), **info}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / 'evaluate_ranking.json').write_text(json.dumps(dict(command=cmd, seconds=round(secs, 1), timings=timings, bert=info,
                                                               rows=df.to_dict('records')), indent=1, default=float))

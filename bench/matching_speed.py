@@ -17,6 +17,7 @@ ap.add_argument('--sizes', nargs='+', type=float, default=[1e4, 1e5, 1e6, 1e7])
 ap.add_argument('--timeout', type=int, default=300)
 ap.add_argument('--maha-max', type=float, default=1e5, help='largest n for the Mahalanobis job')
 ap.add_argument('--norepl-peer-max', type=float, default=1e5, help='largest n for causalml without replacement (O(n^2))')
+ap.add_argument('--dowhy-maha-max', type=float, default=1e4, help='largest n for DoWhy distance matching (Python loop over units)')
 ap.add_argument('--peer-max', type=float, default=1e6, help='largest n for the peers')
 args = ap.parse_args()
 
@@ -46,14 +47,14 @@ for n in [int(s) for s in args.sizes]:
     cells = [('ours', 'ps_repl'), ('ours', 'ps_repl_full'), ('ours', 'ps_norepl')]
     if n <= args.peer_max: cells += [('causalml', 'ps_repl'), ('dowhy', 'ps_repl')]
     if n <= args.norepl_peer_max: cells += [('causalml', 'ps_norepl')]
-    if n <= args.maha_max: cells += [('ours', 'maha'), ('sklearn', 'maha'), ('dowhy', 'maha')]
+    if n <= args.maha_max: cells += [('ours', 'maha'), ('sklearn', 'maha')] + ([('dowhy', 'maha')] if n <= args.dowhy_maha_max else [])
     for tool, job in cells:
         py = str(ROOT / '.venv/bin/python') if tool == 'ours' else peer_py
         try:
             out = subprocess.run([py, str(ROOT / 'bench/matching_worker.py'), tool, job, str(path)], capture_output=True,
                                  text=True, timeout=args.timeout, cwd=ROOT)
             rec = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else \
-                dict(tool=tool, job=job, seconds=float('nan'), peak_mb=float('nan'), estimate=float('nan'), note='error: ' + out.stderr.strip().splitlines()[-1][:120])
+                dict(tool=tool, job=job, seconds=float('nan'), peak_mb=float('nan'), estimate=float('nan'), note=f'error (exit {out.returncode}): ' + (out.stderr.strip().splitlines() or ['killed, probably out of memory'])[-1][:120])
         except subprocess.TimeoutExpired:
             rec = dict(tool=tool, job=job, seconds=float('nan'), peak_mb=float('nan'), estimate=float('nan'), note=f'timeout > {args.timeout} s')
         rec.update(n=n, true_att=att)
@@ -74,7 +75,7 @@ hdr = (f"# Matching speed benchmark\n\nCommand: `{cmd}`\n\nMachine: {platform.pr
        f"Peers: {vers}. Jobs: `ps_repl` 1:1 ATT matching with replacement on the propensity score (probability scale); "
        f"`ps_repl_full` ours with bias correction and the Abadie-Imbens SE; `ps_norepl` 1:1 without replacement (ours: greedy, "
        f"largest score first; causalml: random order); `maha` 1:1 Mahalanobis matching on the 10 covariates (exact nearest neighbours). "
-       f"Peak MB: increase of the process's peak RSS during the call. Timeouts and skipped cells are stated.\n\n")
+       f"Peak MB: increase of the process's peak RSS during the call (0 = the call stayed below the peak reached while loading the data). Timeouts are stated; cells not run: causalml without replacement above --norepl-peer-max (O(n^2) pandas loop: it timed out at 300 s at 1e5 in an earlier run), DoWhy distance matching above --dowhy-maha-max (timed out at 300 s at 1e5 in an earlier run), Mahalanobis above --maha-max, peers above --peer-max.\n\n")
 open(ROOT / 'bench/results/matching_speed.md', 'w').write(hdr + md_table(res) + '\n')
 res.to_json(ROOT / 'bench/results/matching_speed.json', orient='records', indent=1)
 print(res.to_string(index=False))

@@ -23,14 +23,15 @@ t0 = time.perf_counter()
 if tool == 'ours':
     from causal_llmrec.matching import match
     if job == 'ps_repl':
-        est = match(df, 't', 'y', covariates=cov, propensity=ps, ps_scale='probability', bias_adjust=False, var_matches=0, tie_tol=0).estimate
+        est = match(df, 't', 'y', covariates=[], propensity=ps, ps_scale='probability', bias_adjust=False, var_matches=0, tie_tol=0).estimate
+        note = 'score only (covariates=[]), like the peers'
     elif job == 'ps_repl_full':
         r = match(df, 't', 'y', covariates=cov, propensity=ps, ps_scale='probability'); est = r.estimate
         note = f'bias-corrected + AI SE (J=2): se={r.se:.4g}'
     elif job == 'ps_norepl':
-        est = match(df, 't', 'y', covariates=cov, propensity=ps, ps_scale='probability', replace=False, order='largest',
+        est = match(df, 't', 'y', covariates=[], propensity=ps, ps_scale='probability', replace=False, order='largest',
                     bias_adjust=False, var_matches=0).estimate
-        note = 'greedy, largest score first'
+        note = 'greedy, largest score first; score only'
     elif job == 'maha':
         est = match(df, 't', 'y', covariates=cov, method='mahalanobis', bias_adjust=False, var_matches=0, tie_tol=0).estimate
 elif tool == 'causalml':

@@ -21,9 +21,14 @@ LIMITS = {"default": 15 * 60, "quick": 3 * 60}
 def run(name, out, extra):
     if out.exists(): shutil.rmtree(out)
     cmd = [str(EXE), "demo", "--out", str(out), "--no-progress"] + extra
+    load0 = os.getloadavg()[0]
+    c0 = os.times()
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT)
     wall = time.perf_counter() - t0
+    c1 = os.times()
+    cpu = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+    load1 = os.getloadavg()[0]
     if r.returncode != 0:
         print(r.stdout, r.stderr, file=sys.stderr)
         raise SystemExit(f"{name}: exit status {r.returncode}")
@@ -37,7 +42,8 @@ def run(name, out, extra):
             import pandas as pd
             for r_ in pd.read_csv(p).itertuples(): eff[f"{st_}: {r_.estimand} {r_.method}"] = [r_.estimate, r_.ci_low, r_.ci_high]
     return dict(name=name, command=" ".join(["causal-llmrec", "demo", "--out", str(out.relative_to(ROOT)), "--no-progress"] + extra),
-                wall_seconds=round(wall, 1), limit_seconds=LIMITS[name], within_limit=wall < LIMITS[name], stage_seconds=stages,
+                wall_seconds=round(wall, 1), cpu_seconds=round(cpu, 1), load_avg_start_end=[round(load0, 1), round(load1, 1)],
+                limit_seconds=LIMITS[name], within_limit=wall < LIMITS[name], stage_seconds=stages,
                 truth=json.loads((out / "data" / "summary.json").read_text()).get("truth"), effects=eff,
                 metrics={k: met.get(k) for k in ("corr_tau", "auc_propensity", "auc_outcome", "true_uplift_at_k_uplift_ranking",
                                                  "true_uplift_at_k_outcome_ranking", "ab_test_uplift_vs_click_ranking", "auuc")},
@@ -69,11 +75,14 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pipeline_demo.json").write_text(json.dumps(info, indent=1, default=str))
     lines = [f"# `causal-llmrec demo` timing", "", f"Command: `{info['command']}`  ", f"Date: {info['date']}  ", f"Machine: {info['machine']}", "",
-             "| run | command | wall time | limit | stages (s) |", "|---|---|---|---|---|"]
+             "Wall time is what a user waits; CPU time is the run's own user+system time (it can use both cores, so on an idle",
+             "2-core machine the wall time is at least CPU time / 2). The load average shows how busy the shared machine was.", "",
+             "| run | command | wall time | CPU time | load avg (start, end) | limit | stages (s) |", "|---|---|---|---|---|---|---|"]
     for r in runs:
         st = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items())
         lines.append(f"| {r['name']} | `{r['command']}` | {r['wall_seconds']/60:.1f} min ({r['wall_seconds']:.0f} s) | "
-                     f"{r['limit_seconds']//60} min {'ok' if r['within_limit'] else 'EXCEEDED'} | {st} |")
+                     f"{r['cpu_seconds']/60:.1f} min | {r['load_avg_start_end'][0]}, {r['load_avg_start_end'][1]} | "
+                     f"{r['limit_seconds']//60} min: {'within' if r['within_limit'] else 'EXCEEDED'} | {st} |")
     for r in runs:
         lines += ["", f"## {r['name']}: estimates and metrics", "", f"Truth: {json.dumps(r['truth'])}", "",
                   "| estimate | value | 95% CI |", "|---|---|---|"]

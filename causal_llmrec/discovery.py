@@ -9,7 +9,7 @@ __all__ = ['DiscoveryInputError', 'KnowledgeError', 'NoAdjustmentSetError', 'ran
            'AdjustmentSet', 'backdoor_paths', 'is_valid_adjustment', 'adjustment_set', 'BayesNet',
            'fit_bayesian_network', 'do_query', 'plot_dag']
 
-# %% ../nbs/01_discovery.ipynb #0c2c1736
+# %% ../nbs/01_discovery.ipynb #73425749
 import math
 import time
 import warnings
@@ -24,7 +24,7 @@ import pandas as pd
 import seaborn as sns
 from tqdm.auto import tqdm
 
-# %% ../nbs/01_discovery.ipynb #f254959b
+# %% ../nbs/01_discovery.ipynb #c87d2504
 def _causalnex():
     "The one place that imports CausalNex (pinned 0.12.2); returns its pieces as a dict. Import is lazy (it is slow)."
     import logging
@@ -42,7 +42,7 @@ def _causalnex():
     return dict(StructureModel=StructureModel, notears=notears, notears_torch=notears_torch,
                 BayesianNetwork=BayesianNetwork, InferenceEngine=InferenceEngine, Discretiser=Discretiser)
 
-# %% ../nbs/01_discovery.ipynb #4967c9c1
+# %% ../nbs/01_discovery.ipynb #e2aa7acd
 class DiscoveryInputError(ValueError):
     "The data handed to discovery cannot be used as it is (NaN, constant column, too few rows, unencodable column)."
 
@@ -52,7 +52,7 @@ class KnowledgeError(ValueError):
 class NoAdjustmentSetError(ValueError):
     "No set of observed variables satisfies the backdoor criterion for this treatment and outcome."
 
-# %% ../nbs/01_discovery.ipynb #7a793dc2
+# %% ../nbs/01_discovery.ipynb #4f62f2da
 def random_dag(d:int, # number of nodes
                expected_degree:float=2.0, # expected number of edges per node (in + out)
                seed:int=0, # random seed
@@ -86,7 +86,7 @@ def sample_linear_sem(G:nx.DiGraph, # a weighted DAG (edge attribute 'weight', 1
         X[v] = x
     return pd.DataFrame({v: X[v] for v in G.nodes})
 
-# %% ../nbs/01_discovery.ipynb #3c66bd07
+# %% ../nbs/01_discovery.ipynb #db207602
 @dataclass
 class Encoding:
     "How a mixed DataFrame was turned into the numeric matrix NOTEARS sees."
@@ -139,7 +139,7 @@ class Encoding:
         return (f"Encoding({len(self.columns)} columns -> {len(self.encoded_columns)} encoded; "
                 + ', '.join(f'{k}: {v}' for k, v in sorted(n.items())) + f"; standardized: {bool(self.center)})")
 
-# %% ../nbs/01_discovery.ipynb #f92643bf
+# %% ../nbs/01_discovery.ipynb #32bcf997
 def _check_frame(df, columns=None, min_rows=2, allow_constant=False):
     "Fail early, naming the column, on what NOTEARS cannot use."
     if not isinstance(df, pd.DataFrame):
@@ -164,7 +164,13 @@ def _check_frame(df, columns=None, min_rows=2, allow_constant=False):
         if inf.any():
             raise DiscoveryInputError("infinite values in columns " + ', '.join(repr(c) for c, k in zip(num.columns, inf) if k))
     if not allow_constant:
-        const = [c for c in df.columns if df[c].nunique(dropna=False) < 2]
+        const = []
+        for c in df.columns:
+            try: k = df[c].nunique(dropna=False)
+            except TypeError:
+                raise DiscoveryInputError(f"column {c!r} holds {type(df[c].iloc[0]).__name__} values that cannot be "
+                                          "encoded: turn them into numbers or short category labels") from None
+            if k < 2: const.append(c)
         if const:
             raise DiscoveryInputError(f"constant columns {const} (a single value each) carry no information about "
                                       "causes: drop them")
@@ -226,7 +232,7 @@ def encode_frame(df:pd.DataFrame, # the data: one row per unit, one column per v
                 X[c] = (X[c] - m) / sd
     return X, enc
 
-# %% ../nbs/01_discovery.ipynb #70298fd9
+# %% ../nbs/01_discovery.ipynb #1e026683
 def _edge_list(edges, what):
     out = []
     for e in (edges or []):
@@ -247,6 +253,8 @@ class DomainKnowledge:
                  sinks:Iterable[str]|None=None, # columns that may have no children (tabu_parent_nodes)
                  within_tiers:bool=True, # allow edges between two columns of the same tier
                 ):
+        for i, t in enumerate(tiers or []):
+            if isinstance(t, str): raise KnowledgeError(f"tier {i} is the string {t!r}: give each tier as a list of columns")
         self.tiers = [list(t) for t in (tiers or [])]
         self.forbidden = _edge_list(forbidden, 'forbidden')
         self.required = _edge_list(required, 'required')
@@ -335,7 +343,7 @@ def _as_digraph(graph)->nx.DiGraph:
     if isinstance(g, nx.DiGraph): return g
     raise TypeError(f"expected a networkx DiGraph, a CausalNex StructureModel or a CausalGraph, got {type(graph).__name__}")
 
-# %% ../nbs/01_discovery.ipynb #de92e102
+# %% ../nbs/01_discovery.ipynb #720b96f4
 def rec_knowledge(columns:Sequence[str], # the columns of the recommendation frame (ids dropped)
                   exposure:str='exposure', # the treatment column
                   outcome:str='outcome', # the outcome column
@@ -360,7 +368,7 @@ def rec_knowledge(columns:Sequence[str], # the columns of the recommendation fra
         forbidden += [(x, i) for i in items for x in feats if x not in items]
     return DomainKnowledge(tiers=[feats, [exposure], [outcome]], forbidden=forbidden, sinks=[outcome])
 
-# %% ../nbs/01_discovery.ipynb #c639d20d
+# %% ../nbs/01_discovery.ipynb #191e7915
 @dataclass
 class CausalGraph:
     "A learned causal graph: the DAG (networkx, with weights), the raw weights, and how it was obtained."
@@ -412,7 +420,7 @@ class CausalGraph:
                                                                 for _, r in self.removed_cycle_edges.iterrows()))
         return '\n'.join(lines)
 
-# %% ../nbs/01_discovery.ipynb #ed7fd0ce
+# %% ../nbs/01_discovery.ipynb #bbada37c
 def _collapse(W_enc:pd.DataFrame, enc:Encoding)->pd.DataFrame:
     "Encoded weights -> original columns: the signed weight with the largest |w| among dummy pairs."
     cols = enc.columns
@@ -491,7 +499,7 @@ def _graph_from_weights(W:pd.DataFrame, threshold:float, knowledge:DomainKnowled
                       + ', '.join(f"{u}->{v} ({w:+.3f})" for u, v, w in removed))
     return G, pd.DataFrame(removed, columns=['source', 'target', 'weight'])
 
-# %% ../nbs/01_discovery.ipynb #c7b703fc
+# %% ../nbs/01_discovery.ipynb #be99b048
 def _encode_for(df, method, categorical, max_levels, standardize):
     std = standardize
     if method == 'notears_mlp' and standardize: std = 'continuous'  # binary columns keep 0/1 for the logistic loss
@@ -571,7 +579,7 @@ def learn_structure(df:pd.DataFrame, # the data: one row per unit, one column pe
         if bad: raise RuntimeError("learned graph breaks the domain knowledge (please report): " + '; '.join(bad))
     return cg
 
-# %% ../nbs/01_discovery.ipynb #c0e1e4ec
+# %% ../nbs/01_discovery.ipynb #0957daf9
 def plot_weights(graph:CausalGraph|pd.DataFrame, # a CausalGraph or a weight matrix
                  ax:plt.Axes|None=None, # axes to draw on
                  floor:float=1e-4, # weights below this are drawn at this value
@@ -589,7 +597,7 @@ def plot_weights(graph:CausalGraph|pd.DataFrame, # a CausalGraph or a weight mat
     ax.set(xlabel='|weight|', ylabel='pairs', title='edge weight distribution'); ax.legend(fontsize=8)
     return ax
 
-# %% ../nbs/01_discovery.ipynb #8e6425b0
+# %% ../nbs/01_discovery.ipynb #c9208401
 @dataclass
 class EdgeStability:
     "Edge frequencies over bootstrap resamples."
@@ -689,7 +697,7 @@ def bootstrap_edges(df:pd.DataFrame, # the data
         mean_w = (wsum / cnt.replace(0, np.nan)).fillna(0.0)
     return EdgeStability(cnt / n_boot, mean_w, n_boot, method, float(threshold), knowledge)
 
-# %% ../nbs/01_discovery.ipynb #478e181c
+# %% ../nbs/01_discovery.ipynb #5ea80273
 @dataclass
 class GraphMetrics:
     "Structure recovery scores of a learned graph against the true one."
@@ -740,7 +748,7 @@ def graph_metrics(learned, # the learned graph (DiGraph, StructureModel, CausalG
     return GraphMetrics(shd, tp, len(le) - tp, len(te) - tp, rev, p, r, f, sp, sr, sf,
                         float(np.mean(oriented)) if oriented else float('nan'), len(te), len(le))
 
-# %% ../nbs/01_discovery.ipynb #2b461470
+# %% ../nbs/01_discovery.ipynb #57a03982
 class AdjustmentSet(tuple):
     "A backdoor adjustment set: a sorted tuple of column names that remembers the treatment and outcome."
     def __new__(cls, names, treatment=None, outcome=None, minimal=True):
@@ -848,7 +856,7 @@ def adjustment_set(graph, # a DAG (DiGraph, StructureModel, CausalGraph)
                     Z = Z - {z}; changed = True
     return AdjustmentSet(Z, treatment, outcome, minimal)
 
-# %% ../nbs/01_discovery.ipynb #7a2e8b4f
+# %% ../nbs/01_discovery.ipynb #c8f7cfcc
 class BayesNet:
     "A discrete Bayesian network (CausalNex) fitted on a DAG, with observational and do() queries."
     def __init__(self, bn, data:pd.DataFrame, bins:dict, dropped:list):
@@ -964,7 +972,7 @@ def do_query(bn:BayesNet, # a fitted network
     "P(target | do(...), evidence) from a fitted Bayesian network."
     return bn.query(target, evidence=evidence, do=do)
 
-# %% ../nbs/01_discovery.ipynb #9208c42c
+# %% ../nbs/01_discovery.ipynb #6eca1404
 def plot_dag(graph, # a DAG (DiGraph, StructureModel, CausalGraph)
              knowledge:DomainKnowledge|None=None, # tiers to use as layers (default: the graph's own knowledge)
              stability:EdgeStability|None=None, # colour edges by bootstrap frequency

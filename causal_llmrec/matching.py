@@ -7,7 +7,7 @@ __all__ = ['MatchingError', 'OverlapWarning', 'load_lalonde', 'LogisticPropensit
            'EffectResult', 'MatchResult', 'match', 'ipw', 'aipw', 'cem', 'balance_table', 'love_plot', 'overlap_plot',
            'effect_by_segment']
 
-# %% ../nbs/02_matching.ipynb #f95f3082
+# %% ../nbs/02_matching.ipynb #984ee850
 import math, warnings
 from dataclasses import dataclass, field
 import numpy as np, pandas as pd
@@ -20,7 +20,7 @@ class MatchingError(ValueError):
 class OverlapWarning(UserWarning):
     "Units were discarded by trimming, calipers or exact matching (the message gives the counts)."
 
-# %% ../nbs/02_matching.ipynb #cb28184e
+# %% ../nbs/02_matching.ipynb #db75c5b6
 def _check_frame(df, treatment, outcome=None, covariates=(), exact=(), check_constant=True):
     "Validate `df` and return (T as int8 array, Y as float array or None, X as float 2-D array)."
     if not isinstance(df, pd.DataFrame):
@@ -88,7 +88,7 @@ def _exact_codes(df, exact):
     return df[list(exact)].astype(str).agg('\x1f'.join, axis=1).factorize()[0].astype(np.int64) if len(exact) > 1 \
         else pd.factorize(df[exact[0]])[0].astype(np.int64)
 
-# %% ../nbs/02_matching.ipynb #7f37667c
+# %% ../nbs/02_matching.ipynb #d1edd626
 def load_lalonde(comparison:str='experimental', # 'experimental' (NSW treated + NSW controls) or 'cps' (NSW treated + CPS-1 controls)
                 )->pd.DataFrame: # one row per person: treat, age, educ, black, hisp, marr, nodegree, re74, re75, re78, u74, u75
     "The Dehejia-Wahba NSW sample (185 treated, 260 experimental controls) or its CPS observational comparison, from `causaldata`."
@@ -105,7 +105,7 @@ def load_lalonde(comparison:str='experimental', # 'experimental' (NSW treated + 
     d['u74'] = (d.re74 == 0).astype(float); d['u75'] = (d.re75 == 0).astype(float)
     return d
 
-# %% ../nbs/02_matching.ipynb #ab03f13e
+# %% ../nbs/02_matching.ipynb #838bb905
 def _logit_irls(X, t, sample_weight=None, ridge=0.0, max_iter=100, tol=1e-10):
     "Maximum-likelihood logistic regression by Newton-Raphson (IRLS) on standardised X; returns (coef, intercept) on the original scale."
     n, p = X.shape
@@ -255,7 +255,7 @@ def _check_overlap(ps, T, estimand, eps=1e-3):
         warnings.warn(f"{extreme} of {len(ps)} units have propensity outside [{eps}, {1-eps}] (limited overlap); "
                       "consider trim='crump' and check overlap_plot()", OverlapWarning)
 
-# %% ../nbs/02_matching.ipynb #d8125e18
+# %% ../nbs/02_matching.ipynb #10144684
 # Every engine returns matches in CSR form: for query q, its matches are idx[ptr[q]:ptr[q+1]] (positions in the
 # reference array) at distances dist[ptr[q]:ptr[q+1]]; a query with no admissible match has an empty slice.
 
@@ -415,7 +415,7 @@ def _greedy_tree(Zq, Zr, k, order, caliper=np.inf, workers=-1, n_cand=32):
                     used[free[f]] = True; out_q.append(qi); out_j.append(free[f]); out_d.append(df_[f])
     return _pairs_to_csr(len(Zq), np.asarray(out_q, np.int64), np.asarray(out_j, np.int64), np.asarray(out_d, float))
 
-# %% ../nbs/02_matching.ipynb #a60e2ca5
+# %% ../nbs/02_matching.ipynb #72460ce3
 def _fmt(x, d=4):
     if x is None or (isinstance(x, float) and not np.isfinite(x)): return 'nan'
     return f"{x:,.{d}g}" if abs(x) < 1e5 else f"{x:,.1f}"
@@ -478,15 +478,15 @@ class MatchResult(EffectResult):
         "Love plot of |SMD| before and after matching."
         return love_plot(self.balance(), ax=ax, threshold=threshold)
 
-# %% ../nbs/02_matching.ipynb #42d24075
+# %% ../nbs/02_matching.ipynb #9b64f679
 def _resolve_covariates(df, treatment, outcome, covariates, graph):
     "Return (covariates, source): the given list, or the backdoor adjustment set of `graph`."
     if graph is None:
         if covariates is None:
             raise MatchingError("pass covariates=[...] or graph=<DiGraph with the treatment and outcome> to choose the adjustment set")
         return list(covariates), 'given'
-    g = getattr(graph, 'graph', graph)
     import networkx as nx
+    g = graph if isinstance(graph, nx.DiGraph) else getattr(graph, 'graph', None)   # (a DiGraph's own .graph is its attribute dict)
     if not isinstance(g, nx.DiGraph):
         raise TypeError(f"graph must be a networkx DiGraph or have a .graph DiGraph attribute; got {type(graph).__name__}")
     for v in (treatment, outcome):
@@ -503,7 +503,7 @@ def _resolve_covariates(df, treatment, outcome, covariates, graph):
     if missing: raise MatchingError(f"the adjustment set names column(s) {missing} that are not in the data")
     return adj, 'graph'
 
-# %% ../nbs/02_matching.ipynb #08756d4d
+# %% ../nbs/02_matching.ipynb #15d17a50
 _METHODS = ('propensity', 'scaled', 'mahalanobis', 'euclidean')
 
 def _wls(Z, y, w):
@@ -728,7 +728,7 @@ def match(df:pd.DataFrame, # one row per unit, unique index
                        level=level, details=details, pairs=pairs, weights=weights,
                        _data=dict(df=df, treatment=treatment, balance_covariates=list(covariates), ps=ps))
 
-# %% ../nbs/02_matching.ipynb #b7c4c3b9
+# %% ../nbs/02_matching.ipynb #69acc0d8
 def _ols_predict(Xtr, ytr, Xte):
     A = np.column_stack([np.ones(len(Xtr)), Xtr]); coef = np.linalg.lstsq(A, ytr, rcond=None)[0]
     return np.column_stack([np.ones(len(Xte)), Xte]) @ coef
@@ -878,7 +878,7 @@ def aipw(df:pd.DataFrame, # one row per unit
                         details=dict(trim=rule, clip=clip, n_folds=n_folds, covariate_source=src,
                                      _data=dict(df=df, treatment=treatment, ps=ps_all, balance_covariates=covariates)))
 
-# %% ../nbs/02_matching.ipynb #bb47a97a
+# %% ../nbs/02_matching.ipynb #1cbfd8c6
 def cem(df:pd.DataFrame, # one row per unit
         treatment:str, # binary treatment column
         outcome:str, # outcome column
@@ -933,7 +933,7 @@ def cem(df:pd.DataFrame, # one row per unit
                        pairs=pairs, weights=pd.Series(w, index=df.index, name='weight'),
                        _data=dict(df=df, treatment=treatment, balance_covariates=covariates, ps=None))
 
-# %% ../nbs/02_matching.ipynb #32db9bc1
+# %% ../nbs/02_matching.ipynb #44aec797
 def _wmean_var(x, w):
     sw = w.sum(); m = (w * x).sum() / sw
     v = (w * (x - m) ** 2).sum() / sw
@@ -1003,7 +1003,7 @@ def overlap_plot(ps, # propensity scores (array/Series) or a result of `match`/`
     ax.set_xlabel('logit propensity' if logit else 'propensity score'); ax.set_title('Propensity overlap')
     return ax
 
-# %% ../nbs/02_matching.ipynb #9254c629
+# %% ../nbs/02_matching.ipynb #6bffe875
 def effect_by_segment(df:pd.DataFrame, # the data
                       segment, # column name to group by, or a Series of segment labels aligned with df
                       estimator=None, # `match` (default), `ipw`, `aipw` or `cem`

@@ -6,8 +6,9 @@
 __all__ = ['STAGES', 'ConfigError', 'PipelineError', 'UnknownUserError', 'DataSettings', 'DiscoverSettings', 'EstimateSettings',
            'TrainSettings', 'RankSettings', 'EvaluateSettings', 'ReportSettings', 'PipelineConfig', 'atomic_path',
            'atomic_write', 'stable_hash', 'data_fingerprint', 'Stage', 'stage', 'StageContext', 'RunResult', 'Pipeline',
-           'run_pipeline', 'stage_data', 'stage_estimate', 'plot_training', 'stage_train', 'stage_recommend',
-           'recommend', 'stage_evaluate', 'effects_table', 'plot_effects', 'build_report', 'stage_report']
+           'run_pipeline', 'stage_data', 'stage_discover', 'stage_estimate', 'plot_training', 'stage_train',
+           'stage_recommend', 'recommend', 'stage_evaluate', 'effects_table', 'plot_effects', 'build_report',
+           'stage_report']
 
 # %% ../nbs/07_pipeline.ipynb #98cf44df
 import os, re, io, sys, json, time, shutil, hashlib, inspect, pickle, base64, warnings, contextlib, dataclasses, tempfile
@@ -36,7 +37,7 @@ class UnknownUserError(PipelineError, LookupError):
 class DataSettings:
     "Which data the pipeline runs on."
     source:str='movielens-sim'  # 'movielens-sim': MovieLens-100K users and items in the semi-synthetic world (truth known); 'recdata': the RecData given to `run_pipeline`
-    n_users:int|None=300        # users sampled into the world (None: all 943)
+    n_users:int|None=200        # users sampled into the world (None: all 943)
     n_candidates:int=40         # candidate (unrated) items per user in the logged world
     confounding:float=1.0       # gamma: how strongly exposure depends on the confounders (0 = randomised)
     effect_scale:float=1.0      # delta: scales the effect of exposure on the outcome's logit
@@ -48,7 +49,7 @@ class DataSettings:
 class DiscoverSettings:
     "Causal discovery over the flat covariate/exposure/outcome table."
     max_rows:int=4000           # rows sampled for structure learning
-    threshold:float=0.25        # NOTEARS edge weight threshold (absolute, on standardised data)
+    threshold:float=0.3         # NOTEARS edge weight threshold (absolute, on standardised data)
     bootstrap:int=0             # bootstrap resamples for edge stability (0: none)
     domain_knowledge:bool=True  # recommendation defaults: covariates first, then exposure, then outcome; nothing causes user/item covariates
 
@@ -66,10 +67,10 @@ class EstimateSettings:
 class TrainSettings:
     "CausalBert fine-tuning."
     encoder:str='default'       # 'default': the shipped MiniLM-L6; 'tiny': a tiny random BERT (smoke tests); or a local checkpoint folder
-    max_length:int=96           # tokens per user/item text
-    n_history:int=15            # history items in a user's text
+    max_length:int=64           # tokens per user/item text
+    n_history:int=10            # history items in a user's text
     strategy:str='cached'       # 'cached' (an encoder step budget, then heads on cached embeddings), 'full' or 'auto'
-    encoder_steps:int=60        # cached strategy: encoder fine-tuning steps (0: frozen encoder)
+    encoder_steps:int=40        # cached strategy: encoder fine-tuning steps (0: frozen encoder)
     head_epochs:int=30          # cached strategy: epochs of the heads on cached embeddings
     epochs:int=1                # full strategy: epochs
     batch_size:int=32           # pairs per encoder step
@@ -623,6 +624,46 @@ def stage_data(ctx):
                            + (f"; true ATT {params['att']:+.4f}" if params else ''))
     return summary
 
+# %% ../nbs/07_pipeline.ipynb #41c18648
+def _graph_json(G)->dict:
+    return dict(nodes=[str(n) for n in G.nodes],
+                edges=[dict(source=str(u), target=str(v), **{k: (float(x) if isinstance(x, (int, float, np.floating)) else str(x)) for k, x in a.items()})
+                       for u, v, a in G.edges(data=True)])
+
+@stage('discover', deps=('data',), sections=('discover',), modules=('causal_llmrec.discovery',),
+       doc='the causal graph learned with CausalNex (NOTEARS) under the recommendation domain knowledge, and its adjustment set')
+def stage_discover(ctx):
+    "Learn the graph over covariates, exposure and outcome with NOTEARS and the recommendation defaults; read off the adjustment set."
+    import networkx as nx
+    from causal_llmrec import discovery as D
+    s, seed = ctx.cfg.discover, ctx.cfg.seed
+    d = ctx.read_pickle('data', 'data.pkl'); frame, covs = d['frame'], d['covariates']
+    df = frame[covs + [EXPOSURE, OUTCOME]]
+    if len(df) > s.max_rows: df = df.sample(s.max_rows, random_state=seed).reset_index(drop=True)
+    kn = D.rec_knowledge(list(df.columns)) if s.domain_knowledge else None
+    cg = D.learn_structure(df, knowledge=kn, threshold=s.threshold, seed=seed)
+    G = cg.graph
+    try: adj, note = [str(c) for c in D.adjustment_set(G, EXPOSURE, OUTCOME)], ''
+    except D.NoAdjustmentSetError as e: adj, note = [], str(e)
+    ctx.write_json('graph.json', _graph_json(G))
+    ctx.write_csv('weights.csv', cg.weights, index=True)
+    stab = None
+    if s.bootstrap:
+        stab = D.bootstrap_edges(df, n_boot=s.bootstrap, knowledge=kn, threshold=s.threshold, seed=seed, progress=ctx.progress)
+        ctx.write_csv('edge_stability.csv', stab.to_frame())
+    import matplotlib.pyplot as plt
+    _, ax = plt.subplots(figsize=(8, 5))
+    ctx.save_fig('graph.png', D.plot_dag(cg, stability=stab, ax=ax, title=f'learned graph ({G.number_of_edges()} edges, |w| > {s.threshold})'))
+    ds = ctx.read_json('data', 'summary.json')
+    vs = None
+    if ds.get('true_graph'):
+        T = nx.DiGraph(); T.add_nodes_from(G.nodes); T.add_edges_from(tuple(e) for e in ds['true_graph'] if e[0] in G and e[1] in G)
+        vs = {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in D.graph_metrics(G, T).to_dict().items()}
+        ctx.write_json('vs_truth.json', vs)
+    return dict(n_rows=len(df), n_edges=G.number_of_edges(), edges=[list(map(str, e)) for e in G.edges], adjustment_set=adj,
+                adjustment_note=note, vs_truth=vs, learner_seconds=cg.seconds,
+                headline=f"{G.number_of_edges()} edges; adjustment set {adj or '(none)'}" + (f"; SHD {vs['shd']} vs the true graph" if vs else ''))
+
 # %% ../nbs/07_pipeline.ipynb #4c6c3263
 def _short_method(m:str)->str:
     m = m.lower()
@@ -744,7 +785,7 @@ def _load_graph(out):
     G = nx.DiGraph(); G.add_nodes_from(g['nodes']); G.add_edges_from((e['source'], e['target'], {k: v for k, v in e.items() if k not in ('source', 'target')}) for e in g['edges'])
     return G
 
-@stage('recommend', deps=('data', 'train'), sections=('rank',), modules=('causal_llmrec.rank',),
+@stage('recommend', deps=('data', 'discover', 'train'), sections=('rank',), modules=('causal_llmrec.rank',),
        doc='top-k lists per user ranked by estimated uplift, with explanations')
 def stage_recommend(ctx):
     "Rank every user's candidate items by CausalBert's estimated effect (and, as the baseline, by click probability)."
@@ -765,7 +806,10 @@ def stage_recommend(ctx):
     t = t.merge(data.items[meta].reset_index(), on=ITEM, how='left')
     cols = [USER, 'rank', ITEM] + meta + ['score', 'tau', 'q1', 'q0', 'g', 'explanation']
     ctx.write_csv('recommendations.csv', t[cols])
-    base = rank(model, ut, itx, by='outcome', **{**kw, 'progress': False}).to_frame()
+    # the non-causal baseline: the same model's click probability Q1, from the predictions of the train stage
+    pred = ctx.read_csv('train', 'predictions.csv.gz')
+    base = (pred.assign(score=pred.q1).sort_values([USER, 'score', ITEM], ascending=[True, False, True], kind='mergesort')
+                .groupby(USER).head(s.k).assign(rank=lambda d: d.groupby(USER).cumcount() + 1))
     ctx.write_csv('baseline_outcome.csv', base[[USER, 'rank', ITEM, 'score', 'tau', 'q1', 'q0']])
     return dict(by=s.by, k=s.k, n_users=int(t[USER].nunique()), mean_tau=float(t.tau.mean()), mean_tau_baseline=float(base.tau.mean()),
                 headline=f"top-{s.k} by {s.by} for {t[USER].nunique()} users; mean estimated effect {t.tau.mean():+.4f} "

@@ -172,14 +172,17 @@ def test_end_to_end_mixed_data_to_adjustment_set():
     user_age = rng.normal(size=n)
     item_kind = rng.choice(['a', 'b', 'c'], size=n)
     item_pop = 1.5 * (item_kind == 'a') + rng.normal(size=n)
-    exposure = (user_age + 1.5 * item_pop + rng.logistic(size=n) > 0.5).astype(int)
-    outcome = (2.5 * exposure + 1.5 * item_pop + 1.0 * user_age + rng.logistic(size=n) > 1.5).astype(int)
+    exposure = (2.0 * user_age + 1.5 * item_pop + rng.logistic(size=n) > 0.5).astype(int)
+    outcome = (2.5 * exposure + 1.5 * item_pop + 2.0 * user_age + rng.logistic(size=n) > 1.5).astype(int)
     df = pd.DataFrame(dict(user_age=user_age, item_kind=item_kind, item_pop=item_pop, exposure=exposure, outcome=outcome))
     k = rec_knowledge(df.columns)
-    cg = learn_structure(df, knowledge=k)
+    cg = learn_structure(df, knowledge=k, threshold=0.2)  # binary outcome: standardized weights into it are ~0.25-0.5
     assert k.violations(cg) == [] and cg.encoding.kinds['item_kind'] == 'categorical'
     assert {('item_pop', 'exposure'), ('exposure', 'outcome'), ('item_pop', 'outcome')} <= set(cg.edges)
     Z = adjustment_set(cg, 'exposure', 'outcome', minimal=False)
     assert 'item_pop' in Z and 'user_age' in Z
+    truth = nx.DiGraph([('user_age', 'exposure'), ('user_age', 'outcome'), ('item_kind', 'item_pop'),
+                        ('item_pop', 'exposure'), ('item_pop', 'outcome'), ('exposure', 'outcome')])
+    assert is_valid_adjustment(truth, 'exposure', 'outcome', Z)
     bn = fit_bayesian_network(df, cg)
     assert bn.effect('exposure', 'outcome') > 0.1

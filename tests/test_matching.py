@@ -197,3 +197,15 @@ def test_graph_gives_adjustment_set():
     assert set(match(df, 't', 'y', graph=Wrapped()).covariates) == set(r.covariates)
     with pytest.raises(MatchingError, match='not a node'):
         match(df, 't', 'y', graph=nx.DiGraph([('a', 'b')]))
+
+def test_user_metric_matrix_and_callable_match_builtins():
+    df, cov = synth(n=1200, seed=6)
+    a = match(df, 't', 'y', covariates=cov, method='scaled')
+    b = match(df, 't', 'y', covariates=cov, method='scaled', metric=np.eye(len(cov)))
+    assert abs(a.estimate - b.estimate) < 1e-9
+    from scipy.spatial.distance import cdist
+    c = match(df, 't', 'y', covariates=cov, method='euclidean')
+    d = match(df, 't', 'y', covariates=cov, method='euclidean', metric=lambda A, B: cdist(A, B))
+    assert abs(c.estimate - d.estimate) < 1e-9 and abs(c.se - d.se) < 1e-9
+    with pytest.raises(MatchingError, match='metric matrix'):
+        match(df, 't', 'y', covariates=cov, method='scaled', metric=np.eye(2))
