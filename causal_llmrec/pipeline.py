@@ -49,7 +49,7 @@ class DataSettings:
 class DiscoverSettings:
     "Causal discovery over the flat covariate/exposure/outcome table."
     max_rows:int=4000           # rows sampled for structure learning
-    threshold:float=0.3         # NOTEARS edge weight threshold (absolute, on standardised data)
+    threshold:float=0.1         # NOTEARS edge weight threshold (absolute, on standardised data); 0.1 keeps the weak confounder edges (bench/results/discovery_sim.md)
     bootstrap:int=0             # bootstrap resamples for edge stability (0: none)
     domain_knowledge:bool=True  # recommendation defaults: covariates first, then exposure, then outcome; nothing causes user/item covariates
 
@@ -643,7 +643,7 @@ def stage_discover(ctx):
     kn = D.rec_knowledge(list(df.columns)) if s.domain_knowledge else None
     cg = D.learn_structure(df, knowledge=kn, threshold=s.threshold, seed=seed)
     G = cg.graph
-    try: adj, note = [str(c) for c in D.adjustment_set(G, EXPOSURE, OUTCOME)], ''
+    try: adj, note = [str(c) for c in D.adjustment_set(G, EXPOSURE, OUTCOME, minimal=False)], ''
     except D.NoAdjustmentSetError as e: adj, note = [], str(e)
     ctx.write_json('graph.json', _graph_json(G))
     ctx.write_csv('weights.csv', cg.weights, index=True)
