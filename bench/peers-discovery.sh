@@ -8,18 +8,8 @@ VENV=${BENCH_VENV:-.bench-venv-discovery}
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import causallearn" 2>/dev/null; then
   exit 0
 fi
-find_python() {
-  local c
-  for c in "${PYTHON:-}" "$(command -v python3.10 || true)" "$(command -v python3.11 || true)" \
-           "$( (pyenv root 2>/dev/null || echo "$HOME/.pyenv") )"/versions/3.1[01]*/bin/python; do
-    [ -n "$c" ] && [ -x "$c" ] || continue
-    if "$c" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,10),(3,11)) else 1)' 2>/dev/null; then
-      echo "$c"; return 0
-    fi
-  done
-  return 1
-}
-py=$(find_python) || { echo "error: peers venv needs Python 3.10 or 3.11 (set PYTHON=...)" >&2; exit 1; }
+source tools/find-python.sh
+py=$(find_python 3.10 3.11) || { echo "error: peers venv needs Python 3.10 or 3.11 (set PYTHON=...)" >&2; exit 1; }
 echo "peers: creating $VENV from $py"
 "$py" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip

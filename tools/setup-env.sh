@@ -6,17 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 
-find_python() {
-  local c
-  for c in "${PYTHON:-}" "$(command -v python3.10 || true)" \
-           "$( (pyenv root 2>/dev/null || echo "$HOME/.pyenv") )"/versions/3.10*/bin/python; do
-    [ -n "$c" ] && [ -x "$c" ] || continue
-    if "$c" -c 'import sys; sys.exit(0 if sys.version_info[:2]==(3,10) else 1)' 2>/dev/null; then
-      echo "$c"; return 0
-    fi
-  done
-  return 1
-}
+source tools/find-python.sh
 
 stamp_of() { cat settings.ini constraints.txt tools/setup-env.sh | sha256sum | cut -c1-16; }
 want=$(stamp_of)
@@ -25,7 +15,7 @@ if [ -f "$VENV/.stamp" ] && [ "$(cat "$VENV/.stamp")" = "$want" ] && [ -x "$VENV
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
-  py=$(find_python) || {
+  py=$(find_python 3.10) || {
     echo "error: causal_llmrec needs Python 3.10 (CausalNex declares <3.11)." >&2
     echo "       Set PYTHON=/path/to/python3.10, put python3.10 on PATH, or 'pyenv install 3.10.13'." >&2
     exit 1; }
