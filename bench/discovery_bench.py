@@ -159,8 +159,12 @@ def main():
     ap.add_argument('--sim-only', action='store_true', help='only the semi-synthetic MovieLens world')
     ap.add_argument('--names', nargs='*', help='only these data sets (e.g. er10_n1000 asia_n10000)')
     ap.add_argument('--no-sim', action='store_true', help='skip the semi-synthetic MovieLens world')
+    ap.add_argument('--resume', action='store_true', help='keep the rows of data sets already in the results json and skip them')
+    ap.add_argument('--notears-max-cells', type=float, default=float('inf'),
+                    help='skip the NOTEARS methods (the PC peer still runs) when n x encoded columns exceeds this')
     a = ap.parse_args()
     cmd = '.venv/bin/python bench/discovery_bench.py ' + ' '.join(sys.argv[1:])
+    load0 = os.getloadavg()[0]
     data_dir = Path(a.data_dir); data_dir.mkdir(parents=True, exist_ok=True)
     peers_py = None
     if not (a.no_peers or a.sim_only):
@@ -168,13 +172,19 @@ def main():
         peers_py = ROOT / '.bench-venv-discovery' / 'bin' / 'python'
     rows, notes = [], []
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if a.resume and Path(str(out) + '.json').exists():
+        old = json.loads(Path(str(out) + '.json').read_text())
+        rows = [r for r in old['rows'] if not r['data'].startswith('sim_')]; notes = old.get('notes', [])
+        done = {r['data'] for r in rows}
+        notes.append(f'- resumed: the rows of {sorted(done)} come from the interrupted run `{old["command"]}`')
 
     def write(sim_paths=None):
         res = pd.DataFrame(rows)
         md = [f'# Structure recovery benchmark (issue 3)', '', f'Command: `{cmd}`', '',
-              f'Run {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())} on a shared 2-core CPU machine; '
-              'wall_s is inflated by other jobs, cpu_s is this process\'s CPU time. See the docstring of '
-              'bench/discovery_bench.py for the methods.', '']
+              f'Run {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())} on a {os.cpu_count()}-core CPU machine '
+              f'(load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} when this file was written: other jobs '
+              'inflate wall_s; cpu_s is this process\'s CPU time; OMP_NUM_THREADS=' + os.environ.get('OMP_NUM_THREADS', 'unset') + '). See the docstring of bench/discovery_bench.py for the methods.', '']
         md += notes + ([''] if notes else [])
         if len(res): md += [to_md(res), '']
         if sim_paths is not None:
@@ -188,13 +198,19 @@ def main():
 
     for name, kind, make in ([] if a.sim_only else datasets(a.only_small)):
         if a.names and name not in a.names: continue
+        if name in done: continue
         df, G, const = make()
         if const: notes.append(f'- {name}: constant columns dropped after sampling: {const}')
         df.to_csv(data_dir / f'{name}.csv', index=False)
         (data_dir / f'{name}.json').write_text(json.dumps(dict(kind=kind)))
         print(f'== {name}: n={len(df)}, d={df.shape[1]}, true edges {G.number_of_edges()}', flush=True)
         rows += run_pc(name, data_dir, G, peers_py)
-        rows += run_ours(name, df, G, a.n_boot, df.shape[1] <= a.boot_max_d)
+        d_enc = pd.get_dummies(df.astype(str), drop_first=True).shape[1] if kind == 'discrete' else df.shape[1]
+        if len(df) * d_enc > a.notears_max_cells:
+            notes.append(f'- {name}: NOTEARS methods skipped (n x encoded columns = {len(df)} x {d_enc} > --notears-max-cells '
+                         f'{a.notears_max_cells:g}); only the PC peer ran')
+        else:
+            rows += run_ours(name, df, G, a.n_boot, df.shape[1] <= a.boot_max_d)
         write()
     if a.no_sim: return
     srows, paths = sim_world(a.sim_users)

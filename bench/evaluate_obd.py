@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from evaluate_common import md_table
+from evaluate_common import md_table, write_published
 from causal_llmrec.data import load_open_bandit
 from causal_llmrec.evaluate import (off_policy_value, bernoulli_ts_action_dist, obd_bts_prior, uniform_policy,
                                     EvaluationWarning)
@@ -87,6 +87,7 @@ def main():
                   md_table(g[['target', 'reward_model', 'clip', 'n_clipped', 'max_weight', 'ess', 'estimator', 'estimate', 'truth', 'rel_error']], index=False), ""]
     if notes: lines += ["## Warnings raised", ""] + [f"- {n}" for n in sorted(set(notes))] + [""]
     (OUT / 'evaluate_obd.md').write_text("\n".join(lines))
+    write_published(OUT / 'evaluate_obd.md', 'obd')
     print("\n".join(lines))
 
 

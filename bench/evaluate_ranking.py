@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from evaluate_common import md_table
+from evaluate_common import md_table, write_published
 from causal_llmrec.data import load_movielens, RecData
 from causal_llmrec.evaluate import top_k, ranking_metrics, MatrixFactorization
 
@@ -160,6 +160,7 @@ def main():
         sub = df[df.protocol == p].set_index('model')[f'hr@{K}']
         lines.append(f"- {p}: best HR@10 {sub.max():.4f} ({sub.idxmax()})")
     (OUT / 'evaluate_ranking.md').write_text("\n".join(lines) + "\n")
+    write_published(OUT / 'evaluate_ranking.md', 'ranking')
     print("\n".join(lines))
 
 

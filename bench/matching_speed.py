@@ -5,7 +5,7 @@ Data: n units, 10 standard-normal covariates, ~30% treated by a logistic model, 
 tau(x) = 2 + 0.5 x0 (the true ATT is the mean of tau over the treated). The propensity score (our logistic fit) is stored
 in the data file so every tool matches on the same score. Each cell runs in its own process (time and peak-RSS increase
 measured around the matching call only); the peers run in .bench-venv-matching (made by bench/peers-matching.sh).
-Writes bench/results/matching_speed.md and .json."""
+Writes bench/results/matching_speed.md and .json (or --out PATH.md/.json). Mahalanobis cells get their own --maha-timeout."""
 import argparse, json, os, subprocess, sys, tempfile, time, platform
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -14,11 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 ap = argparse.ArgumentParser()
 ap.add_argument('--sizes', nargs='+', type=float, default=[1e4, 1e5, 1e6, 1e7])
-ap.add_argument('--timeout', type=int, default=300)
+ap.add_argument('--timeout', type=int, default=300, help='seconds per cell (propensity-score jobs)')
+ap.add_argument('--maha-timeout', type=int, default=600, help='seconds per Mahalanobis cell (exact 10-D search: sklearn needs ~230 s at 1e6)')
 ap.add_argument('--maha-max', type=float, default=1e5, help='largest n for the Mahalanobis job')
 ap.add_argument('--norepl-peer-max', type=float, default=1e5, help='largest n for causalml without replacement (O(n^2))')
 ap.add_argument('--dowhy-maha-max', type=float, default=1e4, help='largest n for DoWhy distance matching (Python loop over units)')
 ap.add_argument('--peer-max', type=float, default=1e6, help='largest n for the peers')
+ap.add_argument('--out', default=str(ROOT / 'bench/results/matching_speed'), help='output path without extension (.md and .json are written)')
 args = ap.parse_args()
 
 peer_py = subprocess.run(['bash', str(ROOT / 'bench/peers-matching.sh')], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
@@ -52,14 +54,15 @@ for n in [int(s) for s in args.sizes]:
         py = str(ROOT / '.venv/bin/python') if tool == 'ours' else peer_py
         try:
             out = subprocess.run([py, str(ROOT / 'bench/matching_worker.py'), tool, job, str(path)], capture_output=True,
-                                 text=True, timeout=args.timeout, cwd=ROOT)
+                                 text=True, timeout=args.maha_timeout if job == 'maha' else args.timeout, cwd=ROOT)
             rec = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else \
                 dict(tool=tool, job=job, seconds=float('nan'), peak_mb=float('nan'), estimate=float('nan'), note=f'error (exit {out.returncode}): ' + (out.stderr.strip().splitlines() or ['killed, probably out of memory'])[-1][:120])
         except subprocess.TimeoutExpired:
-            rec = dict(tool=tool, job=job, seconds=float('nan'), peak_mb=float('nan'), estimate=float('nan'), note=f'timeout > {args.timeout} s')
-        rec.update(n=n, true_att=att)
+            rec = dict(tool=tool, job=job, seconds=float('nan'), peak_mb=float('nan'), estimate=float('nan'),
+                       note=f"timeout > {args.maha_timeout if job == 'maha' else args.timeout} s")
+        rec.update(n=n, true_att=att, load1=round(os.getloadavg()[0], 2))   # 1-minute load average right after the cell
         rows.append(rec)
-        print(f"  {tool:9s} {job:13s} {rec['seconds']:9.2f} s  {rec['peak_mb']:8.0f} MB  est {rec['estimate']:.4f}  {rec['note']}", flush=True)
+        print(f"  {tool:9s} {job:13s} {rec['seconds']:9.2f} s  {rec['peak_mb']:8.0f} MB  est {rec['estimate']:.4f}  load {rec['load1']:.1f}  {rec['note']}", flush=True)
     path.unlink()
 
 def md_table(df):
@@ -67,15 +70,15 @@ def md_table(df):
     return '\n'.join(['| ' + ' | '.join(df.columns) + ' |', '|' + '---|' * len(df.columns)] +
                      ['| ' + ' | '.join(fmt(v) for v in r) + ' |' for r in df.itertuples(index=False)])
 
-res = pd.DataFrame(rows)[['n', 'job', 'tool', 'seconds', 'peak_mb', 'estimate', 'true_att', 'note']]
+res = pd.DataFrame(rows)[['n', 'job', 'tool', 'seconds', 'peak_mb', 'estimate', 'true_att', 'load1', 'note']]
 cmd = '.venv/bin/python bench/matching_speed.py ' + ' '.join(sys.argv[1:])
 load = os.getloadavg()
 hdr = (f"# Matching speed benchmark\n\nCommand: `{cmd}`\n\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
        f"(shared: load average at the end {load[0]:.1f}, so absolute times are inflated; the tools ran one after another under the same load). "
        f"Peers: {vers}. Jobs: `ps_repl` 1:1 ATT matching with replacement on the propensity score (probability scale); "
-       f"`ps_repl_full` ours with bias correction and the Abadie-Imbens SE; `ps_norepl` 1:1 without replacement (ours: greedy, "
+       f"`ps_repl_full` ours with bias correction and the Abadie-Imbens SE (tie_tol=0: see matching_worker.py); `ps_norepl` 1:1 without replacement (ours: greedy, "
        f"largest score first; causalml: random order); `maha` 1:1 Mahalanobis matching on the 10 covariates (exact nearest neighbours). "
-       f"Peak MB: increase of the process's peak RSS during the call (0 = the call stayed below the peak reached while loading the data). Timeouts are stated; cells not run: causalml without replacement above --norepl-peer-max (O(n^2) pandas loop: it timed out at 300 s at 1e5 in an earlier run), DoWhy distance matching above --dowhy-maha-max (timed out at 300 s at 1e5 in an earlier run), Mahalanobis above --maha-max, peers above --peer-max.\n\n")
-open(ROOT / 'bench/results/matching_speed.md', 'w').write(hdr + md_table(res) + '\n')
-res.to_json(ROOT / 'bench/results/matching_speed.json', orient='records', indent=1)
+       f"load1: the 1-minute load average just after the cell. Peak MB: increase of the process's peak RSS during the call (0 = the call stayed below the peak reached while loading the data). Timeouts are stated; cells not run: causalml without replacement above --norepl-peer-max (O(n^2) pandas loop: it timed out at 300 s at 1e5 in an earlier run), DoWhy distance matching above --dowhy-maha-max (timed out at 300 s at 1e5 in an earlier run), Mahalanobis above --maha-max, peers above --peer-max.\n\n")
+open(args.out + '.md', 'w').write(hdr + md_table(res) + '\n')
+res.to_json(args.out + '.json', orient='records', indent=1)
 print(res.to_string(index=False))

@@ -26,8 +26,10 @@ if tool == 'ours':
         est = match(df, 't', 'y', covariates=[], propensity=ps, ps_scale='probability', bias_adjust=False, var_matches=0, tie_tol=0).estimate
         note = 'score only (covariates=[]), like the peers'
     elif job == 'ps_repl_full':
-        r = match(df, 't', 'y', covariates=cov, propensity=ps, ps_scale='probability'); est = r.estimate
-        note = f'bias-corrected + AI SE (J=2): se={r.se:.4g}'
+        # tie_tol=0: the default absolute tolerance (1e-10 on squared standardised distances) counts every control within
+        # ~1e-5 SD as a tie; at n=1e6 that is ~4 matches per unit, at 1e7 ~40, and the pairs no longer fit in memory
+        r = match(df, 't', 'y', covariates=cov, propensity=ps, ps_scale='probability', tie_tol=0); est = r.estimate
+        note = f'bias-corrected + AI SE (J=2), tie_tol=0: se={r.se:.4g}, {r.details["matches_per_unit_mean"]:.2f} matches/unit'
     elif job == 'ps_norepl':
         est = match(df, 't', 'y', covariates=[], propensity=ps, ps_scale='probability', replace=False, order='largest',
                     bias_adjust=False, var_matches=0).estimate

@@ -729,7 +729,7 @@ class MatrixFactorization:
         return f"MatrixFactorization(n_factors={self.n_factors}, l2={self.l2}, n_iter={self.n_iter}{fitted})"
 
 # %% ../nbs/06_evaluate.ipynb #af55bbec
-SCHNABEL_MARGINAL = (0.526, 0.242, 0.144, 0.062, 0.026)  # P(Y=1..5) targeted for the true ratings (see the text: unverified)
+SCHNABEL_MARGINAL = (0.526, 0.242, 0.144, 0.062, 0.026)  # P(Y=1..5) targeted for the true ratings (our reading of the paper; not checked against its text)
 SCHNABEL_PREDICTIONS = ('REC_ONES', 'REC_FOURS', 'ROTATE', 'SKEWED', 'COARSENED')
 
 def schnabel_true_ratings(ratings:pd.DataFrame, # user_id, item_id, rating (e.g. MovieLens-100K)
@@ -854,11 +854,14 @@ def schnabel_learning(Y, # true rating matrix
                       n_iter:int=15, # ALS sweeps
                       seed:int=0, # seed
                       extra:dict|None=None, # name -> fn(users, items, ratings, propensities, n_users, n_items, seed) returning a full prediction matrix
+                      extra_reps:int|None=None, # run the `extra` learners on the first `extra_reps` masks only (None: all); slow learners on a subset
                       progress:bool=True, # tqdm bar
                      )->pd.DataFrame: # learner -> MSE and MAE on all entries (the uniform, unbiased test), mean and sd over reps
     """Debiased learning on the semi-synthetic protocol: MF trained naively vs with IPS weights (true propensities),
     scored on the whole true matrix (what a uniformly sampled test set estimates without bias)."""
     Y = np.asarray(Y).astype(float); P = schnabel_propensities(Y, alpha, obs_rate)
+    if extra_reps is not None and not 0 <= extra_reps <= n_reps:
+        raise EvaluationInputError(f"`extra_reps` must be between 0 and n_reps={n_reps}, got {extra_reps}.")
     nU, nI = Y.shape; rng = np.random.default_rng(seed); res = []
     it = range(n_reps)
     if progress: it = tqdm(it, desc='learning reps')
@@ -878,9 +881,11 @@ def schnabel_learning(Y, # true rating matrix
             mf = MatrixFactorization(n_factors, l2=best[1], n_iter=n_iter, seed=seed + rep).fit(u, i, r, w, nU, nI)
             R = np.clip(mf.predict_matrix(), 1, 5)
             res.append(dict(learner=name, rep=rep, l2=best[1], MSE=((R - Y) ** 2).mean(), MAE=np.abs(R - Y).mean()))
-        for name, fn in (extra or {}).items():
+        for name, fn in ((extra or {}).items() if extra_reps is None or rep < extra_reps else ()):
             R = np.asarray(fn(u, i, r, p, nU, nI, seed + rep), float)
+            if R.shape != Y.shape: raise EvaluationInputError(f"extra learner {name!r} returned shape {R.shape}, expected {Y.shape}.")
             res.append(dict(learner=name, rep=rep, l2=np.nan, MSE=((R - Y) ** 2).mean(), MAE=np.abs(R - Y).mean()))
     df = pd.DataFrame(res)
     return df.groupby('learner', sort=False).agg(MSE=('MSE', 'mean'), MSE_sd=('MSE', 'std'), MAE=('MAE', 'mean'),
-                                                  MAE_sd=('MAE', 'std'), l2=('l2', lambda s: s.mode().iloc[0] if s.notna().any() else np.nan))
+                                                  MAE_sd=('MAE', 'std'), l2=('l2', lambda s: s.mode().iloc[0] if s.notna().any() else np.nan),
+                                                  n_masks=('rep', 'size'))

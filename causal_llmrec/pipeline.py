@@ -49,7 +49,7 @@ class DataSettings:
 class DiscoverSettings:
     "Causal discovery over the flat covariate/exposure/outcome table."
     max_rows:int=4000           # rows sampled for structure learning
-    threshold:float=0.1         # NOTEARS edge weight threshold (absolute, on standardised data); 0.1 keeps the weak confounder edges (bench/results/discovery_sim.md)
+    threshold:float=0.1         # NOTEARS edge weight threshold (absolute, on standardised data); 0.1 keeps the weak confounder edges (bench/results/discovery.md)
     bootstrap:int=0             # bootstrap resamples for edge stability (0: none)
     domain_knowledge:bool=True  # recommendation defaults: covariates first, then exposure, then outcome; nothing causes user/item covariates
 

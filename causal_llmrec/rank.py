@@ -106,7 +106,7 @@ def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' m
          graph=None, # a networkx DAG for explanations (see graph_context)
          adjusted_for:list|None=None, # confounders named in explanations (overrides the graph's)
          drivers:list|None=None, # outcome drivers named in explanations (overrides the graph's)
-         user_chunk:int|None=None, # users per grid pass (default: about 32k pairs per pass)
+         user_chunk:int|None=None, # users per scoring pass (default: about 256k pairs; the heads take them 32k pairs at a time)
          progress:bool=True, # tqdm bar
          precision:str='auto', # encoder autocast on CUDA
         )->Recommendations:
@@ -145,7 +145,7 @@ def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' m
         sp = seen_df[seen_df.user_id.isin(uids) & seen_df.item_id.isin(iids)]
         su = uids.get_indexer(sp.user_id); si = iids.get_indexer(sp.item_id)
         kk = min(k, len(iids))
-        chunk = user_chunk or max(1, 32768 // max(len(iids), 1))
+        chunk = user_chunk or max(1, 262144 // max(len(iids), 1))
         rows = []
         with torch.no_grad():
             for s in tqdm(range(0, len(uids), chunk), disable=not progress, desc=f'rank by {by}'):

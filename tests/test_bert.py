@@ -184,3 +184,63 @@ def test_real_minilm_finetune(world):
     p = predict(m, pairs, ut, it)
     assert roc_auc_score(p.exposure, p.g) > 0.75
     assert p.tau[true_tau > 0.1].mean() > p.tau[true_tau < 0.1].mean()
+
+def _rated(pairs, seed=0):
+    "The toy world's binary outcome turned into 1-5 stars (1 + 2y + Binomial(2, 1/2)), rescaled to (stars-1)/4."
+    stars = 1 + 2*pairs.outcome + np.random.default_rng(seed).binomial(2, 0.5, len(pairs))
+    return pairs.assign(outcome=(stars - 1)/4), stars
+
+@pytest.mark.parametrize('mutate,match', [
+    (lambda p, s: p.assign(outcome=s), r'\[0, 1\]'),
+    (lambda p, s: p.assign(outcome=-p.outcome), r'\[0, 1\]'),
+    (lambda p, s: p.assign(outcome=p.outcome.where(p.index != 2)), 'NaN'),
+    (lambda p, s: p.assign(outcome='good'), 'numeric'),
+])
+def test_unit_outcomes_bad_values(world, mutate, match):
+    pairs, ut, it, _ = world
+    rated, stars = _rated(pairs)
+    bad = mutate(rated, stars)
+    with pytest.raises(ValueError, match=match) as e: check_pairs(bad, ut, it, outcome_type='unit')
+    assert "'outcome'" in str(e.value)
+    with pytest.raises(ValueError, match=match): fit(CausalBert.tiny(), bad, ut, it, outcome_type='unit', progress=False)
+    with pytest.raises(ValueError, match='outcome_type'): TrainConfig(outcome_type='rating')
+    with pytest.raises(ValueError, match="outcome_type='unit'"): check_pairs(rated, ut, it)   # binary is the default
+
+def test_unit_outcomes_train_predict_effects(world):
+    pairs, ut, it, _ = world
+    rated, _ = _rated(pairs)
+    assert check_pairs(rated, ut, it, outcome_type='unit').outcome.between(0, 1).all()
+    m = CausalBert.tiny(seed=0)
+    r = fit(m, rated, ut, it, outcome_type='unit', strategy='cached', encoder_steps=2, head_epochs=3, progress=False)
+    assert np.isfinite(r.best_val_loss)
+    p = predict(m, rated, ut, it)
+    assert p[['g', 'q0', 'q1']].stack().between(0, 1).all() and np.allclose(p.tau, p.q1 - p.q0)
+    e = estimate_effects(p)
+    assert np.isfinite(e.to_frame()[['estimate', 'se']].to_numpy()).all()
+    # soft-target BCE: its gradient in the logit is sigmoid(l) - y, zero at the soft target's logit
+    l = torch.zeros(4, 3, requires_grad=True); y = torch.tensor([0.25, 0.5, 0.75, 1.0]); t = torch.tensor([1, 0, 1, 0])
+    loss, _ = causal_loss(l, t, y, g_weight=0.0); loss.backward()
+    lt_grad = torch.where(t > 0, l.grad[:, 2], l.grad[:, 1])
+    assert torch.allclose(lt_grad, (0.5 - y)/4)
+
+@pytest.mark.parametrize('strategy', ['full', 'cached'])
+def test_early_stopping_and_checkpoints_both_phases(world, tmp_path, strategy):
+    "One helper ends every epoch of both phases: with learning rates 0 the validation loss never improves after epoch 1."
+    pairs, ut, it, _ = world
+    m = CausalBert.tiny(seed=0)
+    r = fit(m, pairs, ut, it, strategy=strategy, epochs=6, max_pairs_per_epoch=64, encoder_steps=1, head_epochs=6,
+            lr=0.0, head_lr=0.0, patience=2, batch_size=32, checkpoint_dir=tmp_path, progress=False)
+    phase = 'encoder' if strategy == 'full' else 'heads'
+    h = r.history[r.history.phase == phase]
+    assert r.stopped_early and h.epoch.tolist() == [1, 2, 3] and h.val_loss.nunique() == 1
+    assert r.best_val_loss == h.val_loss.iloc[0]
+    st = torch.load(tmp_path/'last'/'trainer_state.pt', weights_only=False)
+    assert st['phase'] == phase and st['epoch'] == 3 and st['bad'] == 2
+    assert torch.load(tmp_path/'best'/'trainer_state.pt', weights_only=False)['epoch'] == 1
+
+def test_resume_in_heads_phase(world, tmp_path):
+    pairs, ut, it, _ = world
+    m = CausalBert.tiny(seed=0)
+    fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=2, patience=9, checkpoint_dir=tmp_path, progress=False)
+    r = fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=4, patience=9, resume_from=tmp_path/'last', progress=False)
+    assert r.history[r.history.phase == 'heads'].epoch.tolist() == [1, 2, 3, 4] and r.encoder_steps == 0

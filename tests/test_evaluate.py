@@ -9,7 +9,7 @@ from causal_llmrec.evaluate import (EvaluationInputError, EvaluationWarning, auc
                                     off_policy_value, uniform_policy, bernoulli_ts_action_dist, obd_bts_prior,
                                     uplift_curve, auuc, qini_coefficient, uplift_at_k, true_uplift_at_k,
                                     simulate_ab_test, offline_lift, MatrixFactorization, schnabel_propensities,
-                                    schnabel_predictions, schnabel_deltas, mnar_estimates)
+                                    schnabel_predictions, schnabel_deltas, mnar_estimates, schnabel_learning)
 
 
 def scores_frame(n_users=20, n_items=15, seed=0):
@@ -233,3 +233,22 @@ def test_schnabel_predictions_definitions():
     P = schnabel_propensities(Y, alpha=.25, obs_rate=.05)
     assert P.mean() == pytest.approx(.05) and P[Y == 5].max() == pytest.approx(P[Y == 4].max())
     assert P[Y == 3].max() == pytest.approx(.25 * P[Y == 4].max())
+
+
+def test_schnabel_learning_extra_learners_on_first_masks():
+    "Extra learners run on the first `extra_reps` masks only, see the same mask as MF, and are scored on every entry."
+    rng = np.random.default_rng(0); Y = rng.choice([1, 2, 3, 4, 5], size=(40, 50), p=[.5, .2, .15, .1, .05])
+    seen = []
+    def oracle(u, i, r, p, nU, nI, seed):            # returns the truth: zero error; records what it was given
+        seen.append((len(r), seed)); assert (Y[u, i] == r).all() and p.min() > 0
+        return Y.astype(float)
+    def wrong_shape(u, i, r, p, nU, nI, seed): return np.ones((2, 2))
+    res = schnabel_learning(Y, obs_rate=.2, n_reps=3, n_factors=2, l2_grid=(.1,), n_iter=3, progress=False,
+                            extra={'oracle': oracle}, extra_reps=2)
+    assert len(seen) == 2 and [s for _, s in seen] == [0, 1]
+    assert res.loc['oracle', 'n_masks'] == 2 and res.loc['MF naive', 'n_masks'] == 3
+    assert res.loc['oracle', 'MSE'] == 0 and res.loc['MF naive', 'MSE'] > 0
+    with pytest.raises(EvaluationInputError, match="extra_reps"):
+        schnabel_learning(Y, n_reps=1, extra={'oracle': oracle}, extra_reps=2, progress=False)
+    with pytest.raises(EvaluationInputError, match=r"returned shape \(2, 2\), expected \(40, 50\)"):
+        schnabel_learning(Y, obs_rate=.2, n_reps=1, n_factors=2, l2_grid=(.1,), n_iter=2, progress=False, extra={'bad': wrong_shape})

@@ -106,6 +106,56 @@ def test_multivariate_engines_match_brute_force(engine):
         dd = np.sqrt(((R - Q[i]) ** 2).sum(1)); kth = np.sort(dd)[1]
         assert set(j[ptr[i]:ptr[i + 1]]) == set(np.nonzero(dd ** 2 <= kth ** 2 + 1e-10)[0])
 
+@pytest.mark.parametrize('k, caliper', [(1, np.inf), (2, np.inf), (3, 0.6)])
+def test_knn_1d_unsorted_queries_ties_caliper(k, caliper):
+    "Queries are sorted internally; the answers must come back in the callers' order, ties and caliper losses included."
+    rng = np.random.default_rng(11)
+    q = rng.integers(0, 40, 700).astype(float); r = rng.integers(0, 40, 80).astype(float) + 0.5
+    ptr, j, d = _knn_1d(q, r, k, caliper=caliper)
+    for i in range(len(q)):
+        dd = np.abs(r - q[i]); kth = np.sort(dd)[k - 1]
+        sel = np.nonzero((dd <= kth) & (dd <= caliper))[0]
+        assert sorted(j[ptr[i]:ptr[i + 1]]) == sorted(sel) and np.allclose(np.sort(d[ptr[i]:ptr[i + 1]]), np.sort(dd[sel]))
+    assert (np.diff(ptr) > k).any()                     # ties occurred
+    # continuous values (the one-match-per-query scatter path) agree with a direct search
+    q, r = rng.random(3000), rng.random(5000)
+    ptr, j, d = _knn_1d(q, r, 1)
+    assert (np.diff(ptr) == 1).all() and (j == np.abs(r[None, :] - q[:, None]).argmin(1)).all()
+    assert np.allclose(d, np.abs(r[j] - q))
+
+@pytest.mark.parametrize('k, caliper', [(1, np.inf), (3, np.inf), (2, 3.0)])
+def test_tree_10d_exact_with_duplicates_and_caliper(k, caliper):
+    "The median-split tree used above 5 dimensions returns exactly the brute-force sets (duplicates = exact ties)."
+    rng = np.random.default_rng(12)
+    Q, R = rng.standard_normal((400, 10)), rng.standard_normal((900, 10)); R[:60] = R[60:120]; Q[:30] = R[60:90]
+    ptr, j, d = _knn_tree(Q, R, k, 1e-10, caliper)
+    for i in range(len(Q)):
+        dd = ((R - Q[i]) ** 2).sum(1); kth = np.sort(dd)[k - 1]
+        sel = np.nonzero((dd <= kth + 1e-10) & (np.sqrt(dd) <= caliper))[0]
+        assert sorted(j[ptr[i]:ptr[i + 1]]) == sorted(sel)
+    assert (np.diff(ptr)[:30] >= 2).all()
+    if np.isfinite(caliper): assert (np.diff(ptr) == 0).any()
+
+def test_bias_correction_and_trim_paths_agree_with_direct_formula():
+    "Bias correction through fitted values mu0[i] - mu0[j] equals the pair formula; trimming equals matching the kept rows."
+    df, cov = synth(n=3000, seed=9)
+    r = match(df, 't', 'y', covariates=cov, method='scaled')
+    p = r.pairs; K = r.weights.to_numpy() * (df.t.to_numpy() == 0)
+    X = df[cov].to_numpy(); Y = df.y.to_numpy()
+    m = K > 0; A = np.column_stack([np.ones(m.sum()), X[m]]) * np.sqrt(K[m])[:, None]
+    a = np.linalg.lstsq(A, Y[m] * np.sqrt(K[m]), rcond=None)[0][1:]
+    ui, mj = p.unit.to_numpy(), p.match.to_numpy()
+    tau = (Y[ui] - Y[mj]) - (X[ui] - X[mj]) @ a
+    est = np.bincount(ui, p.weight.to_numpy() * tau, len(df)).sum() / df.t.sum()
+    assert abs(est - r.estimate) < 1e-10 and r.details['bias_coef'] and np.allclose(list(r.details['bias_coef'].values()), a)
+    ps = propensity_score(df, 't', cov).to_numpy(); keep = (ps >= 0.1) & (ps <= 0.9)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        trimmed = match(df, 't', 'y', covariates=cov, propensity=ps, estimand='ATE', trim=0.1)
+    sub = match(df[keep], 't', 'y', covariates=cov, propensity=ps[keep], estimand='ATE')
+    assert trimmed.n_discarded['trim'] == (~keep).sum() > 0
+    assert abs(trimmed.estimate - sub.estimate) < 1e-12 and abs(trimmed.se - sub.se) < 1e-12
+
 def test_greedy_without_replacement_is_greedy_and_unique():
     rng = np.random.default_rng(5)
     q, r = rng.random(500), rng.random(800); order = rng.permutation(500)
