@@ -4,7 +4,7 @@ Command (from the repository root):   .venv/bin/python bench/matching_speed.py [
 Data: n units, 10 standard-normal covariates, ~30% treated by a logistic model, Y = X b + tau(x) T + noise with
 tau(x) = 2 + 0.5 x0 (the true ATT is the mean of tau over the treated). The propensity score (our logistic fit) is stored
 in the data file so every tool matches on the same score. Each cell runs in its own process (time and peak-RSS increase
-measured around the matching call only); the peers run in .bench-venv-matching (made by bench/peers-matching.sh).
+measured around the matching call only; best of --repeat timings, default 3); the peers run in .bench-venv-matching (made by bench/peers-matching.sh).
 Writes bench/results/matching_speed.md and .json (or --out PATH.md/.json). Mahalanobis cells get their own --maha-timeout."""
 import argparse, json, os, subprocess, sys, tempfile, time, platform
 from pathlib import Path
@@ -20,6 +20,7 @@ ap.add_argument('--maha-max', type=float, default=1e5, help='largest n for the M
 ap.add_argument('--norepl-peer-max', type=float, default=1e5, help='largest n for causalml without replacement (O(n^2))')
 ap.add_argument('--dowhy-maha-max', type=float, default=1e4, help='largest n for DoWhy distance matching (Python loop over units)')
 ap.add_argument('--peer-max', type=float, default=1e6, help='largest n for the peers')
+ap.add_argument('--repeat', type=int, default=3, help='timings per cell (the best is reported; cells over 10 s run once)')
 ap.add_argument('--out', default=str(ROOT / 'bench/results/matching_speed'), help='output path without extension (.md and .json are written)')
 args = ap.parse_args()
 
@@ -53,7 +54,7 @@ for n in [int(s) for s in args.sizes]:
     for tool, job in cells:
         py = str(ROOT / '.venv/bin/python') if tool == 'ours' else peer_py
         try:
-            out = subprocess.run([py, str(ROOT / 'bench/matching_worker.py'), tool, job, str(path)], capture_output=True,
+            out = subprocess.run([py, str(ROOT / 'bench/matching_worker.py'), tool, job, str(path), str(args.repeat)], capture_output=True,
                                  text=True, timeout=args.maha_timeout if job == 'maha' else args.timeout, cwd=ROOT)
             rec = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else \
                 dict(tool=tool, job=job, seconds=float('nan'), peak_mb=float('nan'), estimate=float('nan'), note=f'error (exit {out.returncode}): ' + (out.stderr.strip().splitlines() or ['killed, probably out of memory'])[-1][:120])
@@ -78,7 +79,7 @@ hdr = (f"# Matching speed benchmark\n\nCommand: `{cmd}`\n\nMachine: {platform.pr
        f"Peers: {vers}. Jobs: `ps_repl` 1:1 ATT matching with replacement on the propensity score (probability scale); "
        f"`ps_repl_full` ours with bias correction and the Abadie-Imbens SE (tie_tol=0: see matching_worker.py); `ps_norepl` 1:1 without replacement (ours: greedy, "
        f"largest score first; causalml: random order); `maha` 1:1 Mahalanobis matching on the 10 covariates (exact nearest neighbours). "
-       f"load1: the 1-minute load average just after the cell. Peak MB: increase of the process's peak RSS during the call (0 = the call stayed below the peak reached while loading the data). Timeouts are stated; cells not run: causalml without replacement above --norepl-peer-max (O(n^2) pandas loop: it timed out at 300 s at 1e5 in an earlier run), DoWhy distance matching above --dowhy-maha-max (timed out at 300 s at 1e5 in an earlier run), Mahalanobis above --maha-max, peers above --peer-max.\n\n")
+       f"Seconds: the best of --repeat timings in the same process (every tool alike; a call over 10 s runs once). load1: the 1-minute load average just after the cell. Peak MB: increase of the process's peak RSS during the call (0 = the call stayed below the peak reached while loading the data). Timeouts are stated; cells not run: causalml without replacement above --norepl-peer-max (O(n^2) pandas loop: it timed out at 300 s at 1e5 in an earlier run), DoWhy distance matching above --dowhy-maha-max (timed out at 300 s at 1e5 in an earlier run), Mahalanobis above --maha-max, peers above --peer-max.\n\n")
 open(args.out + '.md', 'w').write(hdr + md_table(res) + '\n')
 res.to_json(args.out + '.json', orient='records', indent=1)
 print(res.to_string(index=False))

@@ -4,6 +4,7 @@ import sys, json, time, resource, warnings
 import numpy as np, pandas as pd
 warnings.simplefilter('ignore')
 tool, job, path = sys.argv[1:4]
+repeat = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 z = np.load(path)
 X, t, y, ps = z['X'], z['t'], z['y'], z['ps']
 cov = [f'x{i}' for i in range(X.shape[1])]
@@ -18,58 +19,67 @@ elif tool == 'dowhy':
     from dowhy import CausalModel
     from dowhy.causal_estimators.distance_matching_estimator import DistanceMatchingEstimator
 elif tool == 'sklearn': from sklearn.neighbors import NearestNeighbors
+def run():
+    note = ''
+    if tool == 'ours':
+        from causal_llmrec.matching import match
+        if job == 'ps_repl':
+            est = match(df, 't', 'y', covariates=[], propensity=ps, ps_scale='probability', bias_adjust=False, var_matches=0, tie_tol=0).estimate
+            note = 'score only (covariates=[]), like the peers'
+        elif job == 'ps_repl_full':
+            # tie_tol=0: the default absolute tolerance (1e-10 on squared standardised distances) counts every control within
+            # ~1e-5 SD as a tie; at n=1e6 that is ~4 matches per unit, at 1e7 ~40, and the pairs no longer fit in memory
+            r = match(df, 't', 'y', covariates=cov, propensity=ps, ps_scale='probability', tie_tol=0); est = r.estimate
+            note = f'bias-corrected + AI SE (J=2), tie_tol=0: se={r.se:.4g}, {r.details["matches_per_unit_mean"]:.2f} matches/unit'
+        elif job == 'ps_norepl':
+            est = match(df, 't', 'y', covariates=[], propensity=ps, ps_scale='probability', replace=False, order='largest',
+                        bias_adjust=False, var_matches=0).estimate
+            note = 'greedy, largest score first; score only'
+        elif job == 'maha':
+            est = match(df, 't', 'y', covariates=cov, method='mahalanobis', bias_adjust=False, var_matches=0, tie_tol=0).estimate
+    elif tool == 'causalml':
+        from causalml.match import NearestNeighborMatch
+        m = NearestNeighborMatch(replace=(job == 'ps_repl'), ratio=1, random_state=0, caliper=1e9, n_jobs=-1)
+        out = m.match(data=df, treatment_col='t', score_cols=['ps'])
+        est = out.y[out.t == 1].mean() - out.y[out.t == 0].mean()
+        note = 'random order (shuffle=True)' if job == 'ps_norepl' else ''
+    elif tool == 'dowhy':
+        import dowhy
+        from dowhy import CausalModel
+        import logging; logging.disable(logging.WARNING)
+        d2 = df.assign(t=df.t.astype(bool)).rename(columns={'ps': 'propensity_score'})
+        model = CausalModel(data=d2, treatment='t', outcome='y', common_causes=cov)
+        ident = model.identify_effect(proceed_when_unidentifiable=True)
+        if job == 'ps_repl':
+            est = model.estimate_effect(ident, method_name='backdoor.propensity_score_matching', target_units='att').value
+            note = 'uses the given propensity_score column; also computes the ATC direction'
+        elif job == 'maha':
+            VI = np.linalg.inv(np.cov(X, rowvar=False))
+            from dowhy.causal_estimators.distance_matching_estimator import DistanceMatchingEstimator
+            dm = DistanceMatchingEstimator(ident, distance_metric='mahalanobis')
+            dm.distance_metric_params = {'metric_params': {'VI': VI}}     # dowhy 0.14 drops VI passed through method_params
+            dm.fit(d2)
+            est = dm.estimate_effect(d2, target_units='att').value
+            note = 'ball tree, Mahalanobis metric'
+    elif tool == 'sklearn':
+        from sklearn.neighbors import NearestNeighbors
+        L = np.linalg.cholesky(np.linalg.inv(np.cov(X, rowvar=False)))
+        W = X @ L
+        nn = NearestNeighbors(n_neighbors=1, algorithm='kd_tree', n_jobs=-1).fit(W[t == 0])
+        d, j = nn.kneighbors(W[t == 1])
+        est = y[t == 1].mean() - y[t == 0][j[:, 0]].mean()
+        note = 'KD-tree on whitened covariates'
+    else:
+        raise SystemExit(f'unknown tool {tool}')
+
+    return est, note
+
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t0 = time.perf_counter()
-if tool == 'ours':
-    from causal_llmrec.matching import match
-    if job == 'ps_repl':
-        est = match(df, 't', 'y', covariates=[], propensity=ps, ps_scale='probability', bias_adjust=False, var_matches=0, tie_tol=0).estimate
-        note = 'score only (covariates=[]), like the peers'
-    elif job == 'ps_repl_full':
-        # tie_tol=0: the default absolute tolerance (1e-10 on squared standardised distances) counts every control within
-        # ~1e-5 SD as a tie; at n=1e6 that is ~4 matches per unit, at 1e7 ~40, and the pairs no longer fit in memory
-        r = match(df, 't', 'y', covariates=cov, propensity=ps, ps_scale='probability', tie_tol=0); est = r.estimate
-        note = f'bias-corrected + AI SE (J=2), tie_tol=0: se={r.se:.4g}, {r.details["matches_per_unit_mean"]:.2f} matches/unit'
-    elif job == 'ps_norepl':
-        est = match(df, 't', 'y', covariates=[], propensity=ps, ps_scale='probability', replace=False, order='largest',
-                    bias_adjust=False, var_matches=0).estimate
-        note = 'greedy, largest score first; score only'
-    elif job == 'maha':
-        est = match(df, 't', 'y', covariates=cov, method='mahalanobis', bias_adjust=False, var_matches=0, tie_tol=0).estimate
-elif tool == 'causalml':
-    from causalml.match import NearestNeighborMatch
-    m = NearestNeighborMatch(replace=(job == 'ps_repl'), ratio=1, random_state=0, caliper=1e9, n_jobs=-1)
-    out = m.match(data=df, treatment_col='t', score_cols=['ps'])
-    est = out.y[out.t == 1].mean() - out.y[out.t == 0].mean()
-    note = 'random order (shuffle=True)' if job == 'ps_norepl' else ''
-elif tool == 'dowhy':
-    import dowhy
-    from dowhy import CausalModel
-    import logging; logging.disable(logging.WARNING)
-    d2 = df.assign(t=df.t.astype(bool)).rename(columns={'ps': 'propensity_score'})
-    model = CausalModel(data=d2, treatment='t', outcome='y', common_causes=cov)
-    ident = model.identify_effect(proceed_when_unidentifiable=True)
-    if job == 'ps_repl':
-        est = model.estimate_effect(ident, method_name='backdoor.propensity_score_matching', target_units='att').value
-        note = 'uses the given propensity_score column; also computes the ATC direction'
-    elif job == 'maha':
-        VI = np.linalg.inv(np.cov(X, rowvar=False))
-        from dowhy.causal_estimators.distance_matching_estimator import DistanceMatchingEstimator
-        dm = DistanceMatchingEstimator(ident, distance_metric='mahalanobis')
-        dm.distance_metric_params = {'metric_params': {'VI': VI}}     # dowhy 0.14 drops VI passed through method_params
-        dm.fit(d2)
-        est = dm.estimate_effect(d2, target_units='att').value
-        note = 'ball tree, Mahalanobis metric'
-elif tool == 'sklearn':
-    from sklearn.neighbors import NearestNeighbors
-    L = np.linalg.cholesky(np.linalg.inv(np.cov(X, rowvar=False)))
-    W = X @ L
-    nn = NearestNeighbors(n_neighbors=1, algorithm='kd_tree', n_jobs=-1).fit(W[t == 0])
-    d, j = nn.kneighbors(W[t == 1])
-    est = y[t == 1].mean() - y[t == 0][j[:, 0]].mean()
-    note = 'KD-tree on whitened covariates'
-else:
-    raise SystemExit(f'unknown tool {tool}')
-sec = time.perf_counter() - t0
+times = []
+while True:   # best of up to `repeat` timings; calls that take over 10 s run once
+    t0 = time.perf_counter(); est, note = run(); times.append(time.perf_counter() - t0)
+    if len(times) >= repeat or times[-1] > 10: break
+sec = min(times)
+if len(times) > 1: note = (note + '; ' if note else '') + 'best of ' + ', '.join(f'{x:.3g}' for x in times) + ' s'
 rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps(dict(tool=tool, job=job, seconds=sec, peak_mb=max(rss1 - rss0, 0) / 1024, estimate=float(est), note=note)))

@@ -40,10 +40,14 @@ def _check_frame(df, treatment, outcome=None, covariates=(), exact=(), check_con
             raise MatchingError(f"column '{c}' has {n_na} missing value(s); nothing is dropped silently: "
                                 f"impute them or drop those rows first (df.dropna(subset=['{c}']))")
     t = df[treatment]
-    vals = pd.unique(t)
     if t.dtype == bool: tt = t.to_numpy().astype(np.int8)
     else:
-        if not set(np.asarray(vals).tolist()) <= {0, 1}:
+        a = t.to_numpy()
+        if pd.api.types.is_integer_dtype(a.dtype): binary = a.min() >= 0 and a.max() <= 1
+        elif pd.api.types.is_float_dtype(a.dtype): binary = bool(np.all((a == 0) | (a == 1)))
+        else: binary = set(np.asarray(pd.unique(t)).tolist()) <= {0, 1}
+        if not binary:
+            vals = pd.unique(t)
             raise MatchingError(f"treatment '{treatment}' must be binary 0/1 (or bool); found values {sorted(map(str, vals))[:6]}: "
                                 "recode it, e.g. (df[col] > 0).astype(int)")
         tt = t.to_numpy().astype(np.int8)
@@ -62,7 +66,7 @@ def _check_frame(df, treatment, outcome=None, covariates=(), exact=(), check_con
         if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])):
             raise TypeError(f"covariate '{c}' has dtype {df[c].dtype}; matching needs numbers: one-hot encode it "
                             f"(pd.get_dummies(df, columns=['{c}'])) or pass it as exact=['{c}']")
-    X = np.empty((len(df), len(covariates)))      # column by column: no consolidation copy of the whole frame
+    X = np.empty((len(df), len(covariates)), order='F')   # column by column (contiguous columns): no consolidation copy
     for j, c in enumerate(covariates): X[:, j] = df[c].to_numpy(dtype=float)
     if X.size and not np.isfinite(X).all():
         bad = [c for c, ok in zip(covariates, np.isfinite(X).all(0)) if not ok]
@@ -163,6 +167,13 @@ def _as_scores(s, n, name='propensity scores'):
     if s.min() < 0 or s.max() > 1: raise MatchingError(f"{name} must lie in [0, 1]; got range [{s.min():.3g}, {s.max():.3g}]")
     return s
 
+def _given_scores(s, df):
+    "Scores given as data (a Series aligned on df.index, or an array in row order), checked, as a float array."
+    if isinstance(s, pd.Series) and not s.index.equals(df.index):
+        if not df.index.isin(s.index).all(): raise MatchingError("propensity Series does not cover df.index")
+        s = s.reindex(df.index)
+    return _as_scores(s.to_numpy() if isinstance(s, pd.Series) else s, len(df))
+
 def _make_model(model, seed):
     if model == 'logistic': return LogisticPropensity()
     if model == 'gbm':
@@ -182,14 +193,8 @@ def propensity_score(df:pd.DataFrame, # one row per unit
     n = len(df)
     if isinstance(model, (pd.Series, np.ndarray, list, tuple)):
         _check_frame(df, treatment, None, [], check_constant=False)
-    else: T, _, X = _check_frame(df, treatment, None, covariates, check_constant=False)
-    if isinstance(model, pd.Series):
-        if not model.index.equals(df.index):
-            if not df.index.isin(model.index).all(): raise MatchingError("propensity Series does not cover df.index")
-            model = model.reindex(df.index)
-        return pd.Series(_as_scores(model.to_numpy(), n), index=df.index, name='propensity')
-    if isinstance(model, (np.ndarray, list, tuple)):
-        return pd.Series(_as_scores(model, n), index=df.index, name='propensity')
+        return pd.Series(_given_scores(model, df), index=df.index, name='propensity')
+    T, _, X = _check_frame(df, treatment, None, covariates, check_constant=False)
     if callable(model) and not hasattr(model, 'predict_proba'):
         s = model(df)
         s = s.to_numpy() if isinstance(s, (pd.Series, pd.DataFrame)) else s
@@ -250,8 +255,9 @@ def _trim_mask(ps, T, trim, estimand):
 
 def _check_overlap(ps, T, estimand, eps=1e-3):
     "Raise when there is no overlap at all; warn with counts when it is partial."
-    t1 = T == 1; ps1, ps0 = ps[t1], ps[~t1]
-    lo1, hi1, lo0, hi0 = ps1.min(), ps1.max(), ps0.min(), ps0.max()
+    t1 = T == 1                                # group extremes without copying the groups; scores are >= 0, so the
+    a = np.where(t1, ps, -ps); hi1, hi0 = a.max(), -a.min()      # negated controls never reach a treated maximum
+    lo1, lo0 = np.where(t1, ps, np.inf).min(), np.where(t1, np.inf, ps).min()
     extreme = int(np.count_nonzero((ps < eps) | (ps > 1 - eps)))
     if (lo1 > hi0) or (lo0 > hi1) or extreme == len(ps):
         raise MatchingError(f"no overlap: treated propensities lie in [{lo1:.4f}, {hi1:.4f}], controls in "
@@ -272,10 +278,36 @@ def _csr(lo, hi):
     return ptr, idx
 
 def _argsort_stable(a):
-    "(order, a[order]) with ties in position order, like kind='stable', but with the faster default sort when a has no ties."
-    o = np.argsort(a); s = a[o]
-    if len(a) > 1 and (s[1:] == s[:-1]).any(): o = np.argsort(a, kind='stable'); s = a[o]
+    """(order, a[order]) for a float array, ties in position order (as kind='stable'). Large arrays sort int64 keys (the
+    value's order-preserving bit pattern, its lowest bits replaced by the position) without indirection, faster than
+    argsort; runs of values that agree on the kept bits come out in position order and are re-sorted exactly."""
+    n = len(a)
+    if n < 50_000:
+        o = np.argsort(a); s = a[o]
+        if n > 1 and (s[1:] == s[:-1]).any(): o = np.argsort(a, kind='stable'); s = a[o]
+        return o, s
+    b = (n - 1).bit_length(); low = (1 << b) - 1
+    u = (np.asarray(a, np.float64) + 0.0).view(np.int64)          # + 0.0 turns -0.0 into 0.0
+    key = u ^ ((u >> 63) & 0x7FFFFFFFFFFFFFFF)                       # int64 order = float order
+    key &= ~low; key |= np.arange(n)
+    key.sort()
+    o = key & low; s = a[o]
+    down = np.flatnonzero(s[1:] < s[:-1])
+    if len(down):                                                    # runs sharing the high bits: sort them by value
+        hs = key >> b; runs = np.unique(hs[down])
+        lo = np.searchsorted(hs, runs, 'left'); hi = np.searchsorted(hs, runs, 'right')
+        pos = np.concatenate([np.arange(l, h) for l, h in zip(lo.tolist(), hi.tolist())])
+        sub = o[pos]; rid = np.repeat(np.arange(len(runs)), hi - lo)
+        o[pos] = sub[np.lexsort((sub, a[sub], rid))]; s = a[o]
     return o, s
+
+def _order_approx(a):
+    "A permutation that sorts a up to ties and rounding in the last ~20 bits (enough to make searchsorted cache-friendly)."
+    if len(a) < 50_000: return np.argsort(a)
+    b = (len(a) - 1).bit_length(); low = (1 << b) - 1
+    u = (np.asarray(a, np.float64) + 0.0).view(np.int64); key = u ^ ((u >> 63) & 0x7FFFFFFFFFFFFFFF)
+    key &= ~low; key |= np.arange(len(a)); key.sort()
+    return key & low
 
 def _knn_1d(q, r, k, tie2=0.0, caliper=np.inf):
     "All k nearest reference values of each query on a line, with ties (|d|^2 <= d_k^2 + tie2) all kept."
@@ -284,7 +316,7 @@ def _knn_1d(q, r, k, tie2=0.0, caliper=np.inf):
     elif len(q) + len(r) > 100_000:                  # sort queries and references at the same time (numpy frees the GIL)
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(1) as ex:
-            fq = ex.submit(np.argsort, q); order, s = _argsort_stable(r); qo = fq.result()
+            fq = ex.submit(_order_approx, q); order, s = _argsort_stable(r); qo = fq.result()
     else: order, s = _argsort_stable(r); qo = np.argsort(q)
     ptr, idx, d = _knn_1d_sorted(q[qo], order, s, k, tie2, caliper)   # sorted needles make searchsorted cache-friendly
     cs = np.diff(ptr); nq = len(q)                  # put the answers back in query order (each is independent of the others)
@@ -307,13 +339,21 @@ def _knn_1d_sorted(q, order, s, k, tie2, caliper):
         dr = np.where(R < n, s[np.minimum(R, n - 1)] - q, np.inf)
         left = dl <= dr
         dk = np.where(left, dl, dr); L = L - left; R = R + ~left
-    rad = np.sqrt(dk * dk + tie2)
-    lo = np.minimum(np.searchsorted(s, q - rad, 'left'), L + 1)
-    hi = np.maximum(np.searchsorted(s, q + rad, 'right'), R)
+    rad = np.maximum(np.sqrt(dk * dk + tie2), dk)     # never below dk, whatever the rounding of the square root
     if np.isfinite(caliper):
+        lo = np.minimum(np.searchsorted(s, q - rad, 'left'), L + 1)
+        hi = np.maximum(np.searchsorted(s, q + rad, 'right'), R)
         lo = np.maximum(lo, np.searchsorted(s, q - caliper, 'left'))
         hi = np.minimum(hi, np.searchsorted(s, q + caliper, 'right'))
         hi = np.maximum(hi, lo)
+    else:     # the k taken are [L+1, R); more ties exist only where the next value on a side is within rad
+        lo = L + 1; hi = R
+        more = np.flatnonzero(((L >= 0) & (q - s[np.maximum(L, 0)] <= rad)) | ((R < n) & (s[np.minimum(R, n - 1)] - q <= rad)))
+        if len(more):
+            lo[more] = np.minimum(np.searchsorted(s, q[more] - rad[more], 'left'), lo[more])
+            hi[more] = np.maximum(np.searchsorted(s, q[more] + rad[more], 'right'), hi[more])
+        if not len(more) and (hi - lo == 1).all():   # one match each: no CSR bookkeeping
+            return np.arange(len(q) + 1), order[lo], np.abs(s[lo] - q)
     ptr, pidx = _csr(lo, hi)
     return ptr, order[pidx], np.abs(s[pidx] - np.repeat(q, np.diff(ptr)))
 
@@ -347,35 +387,168 @@ def _knn_tree(Zq, Zr, k, tie2=0.0, caliper=np.inf, workers=-1):
         else: idx[ptr[q]:ptr[q + 1]], dist[ptr[q]:ptr[q + 1]] = rows[q]
     return ptr, idx, dist
 
-def _knn_gemm(Zq, Zr, k, tie2=0.0, caliper=np.inf, block=2048, n_extra=4):
-    """Exact k nearest neighbours by blocked brute force (torch matmul, float32 screening of k+n_extra candidates,
-    re-ranked in float64); faster than a k-d tree beyond ~6 dimensions. Ties beyond the candidates are fetched exactly."""
+def _kd_nodes(tree):
+    "Pre-order arrays of a cKDTree's nodes: split dim (-1: leaf), split value, greater child, point range in tree.indices (lesser child = node + 1)."
+    sd, sv, gc, st, en = [], [], [], [], []
+    stack = [(tree.tree, -1)]
+    while stack:
+        nd, parent = stack.pop(); i = len(sd)
+        if parent >= 0: gc[parent] = i
+        sd.append(nd.split_dim); sv.append(nd.split); gc.append(-1); st.append(nd.start_idx); en.append(nd.end_idx)
+        if nd.split_dim != -1: stack.append((nd.greater, i)); stack.append((nd.lesser, -1))
+    return tuple(np.array(a) for a in (sd, sv, gc, st, en))
+
+def _knn_kdgemm(Zq, Zr, k, tie2=0.0, caliper=np.inf, leafsize=1024, home_size=4096, chunk=32768, workers=-1):
+    """Exact k nearest neighbours (ties kept) for many points in more than ~5 dimensions, where a k-d tree alone
+    degrades. A median-split k-d tree over the references (leaves of <= leafsize points) only serves to prune:
+    (1) every query first scores all points of its home subtree (<= home_size points), which bounds its k-th distance;
+    (2) a level-by-level sweep of (query, node) pairs keeps the leaves whose box is within that bound (in a helper
+    thread, one chunk of queries ahead of step 3);
+    (3) each leaf scores all its surviving queries with one float32 matrix product (|r|^2 - 2 q.r).
+    The k+1 best float32 candidates are re-scored in float64. A query whose answer float32 rounding could change,
+    or with a possible tie at the k-th distance, is answered again by the exact tree search (`_knn_tree`)."""
     import torch
-    mu = Zr.mean(0); R64 = Zr - mu; Q64 = Zq - mu
-    R = torch.from_numpy(R64.astype(np.float32)); rn = (R * R).sum(1)
-    n = len(Zr); k = min(k, n); kc = min(n, k + n_extra)
-    cand = np.empty((len(Zq), kc), np.int64)
-    with torch.no_grad():
-        for s in range(0, len(Zq), block):
-            Q = torch.from_numpy(Q64[s:s + block].astype(np.float32))
-            D = torch.addmm(rn, Q, R.T, beta=1, alpha=-2)
-            cand[s:s + block] = torch.topk(D, kc, dim=1, largest=False, sorted=False).indices.numpy()
-    d = np.sqrt(((R64[cand] - Q64[:, None, :]) ** 2).sum(2))
-    o = np.argsort(d, axis=1, kind='stable'); d = np.take_along_axis(d, o, 1); j = np.take_along_axis(cand, o, 1)
-    dk = d[:, k - 1]; rad2 = dk * dk + tie2
-    inside = (d * d <= rad2[:, None] * (1 + 1e-12)) & (d <= caliper)
-    more = np.nonzero(inside[:, -1] & (kc < n))[0]
-    if not len(more):
-        ptr = np.zeros(len(Zq) + 1, np.int64); np.cumsum(inside.sum(1), out=ptr[1:])
-        return ptr, j[inside], d[inside]
-    rows_i, rows_j, rows_d = [], [], []
-    for q in range(len(Zq)):
-        if inside[q, -1] and kc < n:
-            dd = np.sqrt(((R64 - Q64[q]) ** 2).sum(1)); sel = np.nonzero((dd * dd <= rad2[q] * (1 + 1e-12)) & (dd <= caliper))[0]
-            rows_j.append(sel); rows_d.append(dd[sel])
-        else: rows_j.append(j[q][inside[q]]); rows_d.append(d[q][inside[q]])
-    cnt = np.array([len(a) for a in rows_j]); ptr = np.zeros(len(Zq) + 1, np.int64); np.cumsum(cnt, out=ptr[1:])
-    return ptr, np.concatenate(rows_j).astype(np.int64), np.concatenate(rows_d)
+    nq, p = Zq.shape; n = len(Zr); k = min(k, n); kk = min(k + 1, n); one = k == 1 and kk == 2
+    if nq == 0: return np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    tree = cKDTree(Zr, leafsize=leafsize, balanced_tree=True, compact_nodes=False)
+    perm = tree.indices.astype(np.int64)
+    sd, sv, gc, st, en = _kd_nodes(tree); nnode = len(sd); isleaf = sd < 0
+    blo = np.empty((nnode, p)); bhi = np.empty((nnode, p)); blo[0] = Zr.min(0); bhi[0] = Zr.max(0)
+    for i in np.flatnonzero(~isleaf).tolist():      # split-plane boxes; pre-order puts parents before children
+        d, a, b = sd[i], i + 1, gc[i]
+        blo[a] = blo[i]; bhi[a] = bhi[i]; bhi[a, d] = sv[i]; blo[b] = blo[i]; bhi[b] = bhi[i]; blo[b, d] = sv[i]
+    Rs = torch.from_numpy(Zr[perm].astype(np.float32)); rn = (Rs * Rs).sum(1)
+    leaves = np.flatnonzero(isleaf); lid = np.cumsum(isleaf) - 1
+    RT = [Rs[st[i]:en[i]].T.contiguous() for i in leaves]; RN = [rn[st[i]:en[i]] for i in leaves]
+    Q = torch.from_numpy(np.ascontiguousarray(Zq, dtype=np.float32)); ZqT = np.ascontiguousarray(Zq.T)
+    qn = np.einsum('ij,ij->i', Zq, Zq)
+    # float32 error bound on |q - r|^2 for every r with |q - r|^2 <= w (then |r|^2 <= 2|q|^2 + 2w), 4x safety
+    marg = lambda a, w: 64 * np.finfo(np.float32).eps * (3 * qn[a] + 2 * w + 1)
+    cap2 = caliper * caliper if np.isfinite(caliper) else np.inf
+    B = np.full((nq, kk), np.inf); J = np.zeros((nq, kk), np.int64)   # k+1 best float32 squared distances, positions in Rs
+    thr = np.full(nq, np.inf)                        # worst kept - |q|^2: what |r|^2 - 2 q.r must beat to enter
+    u2 = np.full(nq, np.inf)                         # pruning bound: k-th best + tie tolerance (capped by the caliper) + margin
+    bleaf = np.full(nq, -1)                          # k = 1: the swept leaf holding each query's best (its runner-up comes last)
+    def merge(a, D, lo, li=-1):                      # D[i, c]: |r|^2 - 2 q.r for query a[i] and reference lo + c
+        v = D.amin(1).numpy(); sel = np.flatnonzero(v < thr[a])
+        if not len(sel): return
+        a = a[sel]; m = min(kk, D.shape[1])
+        if one and li >= 0:                          # k = 1 in a swept leaf: its minimum suffices (runner-up deferred)
+            v = v[sel].astype(np.float64) + qn[a]; b1 = B[a, 0]; better = v < b1
+            B[a, 1] = np.minimum(B[a, 1], np.where(better, b1, v))
+            if better.any():
+                ab = a[better]; B[ab, 0] = v[better]; bleaf[ab] = li
+                J[ab, 0] = D.index_select(0, torch.from_numpy(sel[better])).argmin(1).numpy() + lo
+            thr[a] = B[a, 1] - qn[a]; u2[a] = np.minimum(B[a, 0] + tie2, cap2) + 2 * marg(a, B[a, 1])
+            return
+        Ds = D.index_select(0, torch.from_numpy(sel))
+        if one:                                      # k = 1: merge two sorted pairs without sorting
+            v1, i1 = Ds.min(1)
+            if m > 1: v2 = Ds.scatter_(1, i1[:, None], math.inf).amin(1).numpy().astype(np.float64) + qn[a]
+            else: v2 = np.full(len(a), np.inf)
+            v1 = v1.numpy().astype(np.float64) + qn[a]; i1 = i1.numpy() + lo
+            b1, b2, j1 = B[a, 0], B[a, 1], J[a, 0]
+            better = v1 < b1
+            nb2 = np.minimum(np.maximum(b1, v1), np.minimum(b2, v2)); nb1 = np.where(better, v1, b1)
+            B[a, 0] = nb1; B[a, 1] = nb2; J[a, 0] = np.where(better, i1, j1); bleaf[a[better]] = -1
+            kth, worst = nb1, nb2
+        else:
+            v, i = torch.topk(Ds, m, dim=1, largest=False, sorted=True)
+            v = v.numpy().astype(np.float64) + qn[a, None]; i = i.numpy() + lo
+            cb = np.concatenate([B[a], v], 1); cj = np.concatenate([J[a], i], 1)
+            o = np.argsort(cb, axis=1, kind='stable')[:, :kk]
+            nb = np.take_along_axis(cb, o, 1); B[a] = nb; J[a] = np.take_along_axis(cj, o, 1)
+            kth, worst = nb[:, k - 1], nb[:, -1]
+        thr[a] = worst - qn[a]
+        u2[a] = np.minimum(kth + tie2, cap2) + 2 * marg(a, worst)
+    # 1) home subtrees: descend to the node of <= home_size points on each query's path, score all its points
+    home = np.zeros(nq, np.int64); act = np.arange(nq)
+    while len(act):
+        nd = home[act]; go = (en[nd] - st[nd] > home_size) & ~isleaf[nd]
+        act = act[go]; nd = nd[go]
+        home[act] = np.where(ZqT[sd[nd], act] < sv[nd], nd + 1, gc[nd])
+    order = np.argsort(home, kind='stable'); cuts = np.flatnonzero(np.diff(home[order])) + 1
+    for grp in np.split(order, cuts):
+        h = home[grp[0]]; lo, hi = st[h], en[h]
+        for s in range(0, len(grp), 512):
+            g = grp[s:s + 512]
+            merge(g, torch.addmm(rn[lo:hi], Q.index_select(0, torch.from_numpy(g)), Rs[lo:hi].T, beta=1, alpha=-2), lo)
+    is_home = np.zeros(nnode, bool); is_home[np.unique(home)] = True
+    rows = max(64, 2 ** 20 // leafsize)
+    # 2) per chunk of queries, sweep the tree level by level (in a helper thread, one chunk ahead), then 3) score
+    def sweep(c0):
+        q = np.arange(c0, min(c0 + chunk, nq))
+        gap = np.maximum(np.maximum(blo[0][:, None] - ZqT[:, q], ZqT[:, q] - bhi[0][:, None]), 0)
+        lb = (gap * gap).sum(0); kp = lb <= u2[q]; q = q[kp]; lb = lb[kp]; nd = np.zeros(len(q), np.int64)
+        out_q, out_n = [], []
+        while len(q):
+            h = is_home[nd]
+            if h.any():                              # the home subtree was scored in full already
+                kp = ~h | (home[q] != nd); q, lb, nd = q[kp], lb[kp], nd[kp]
+            lf = isleaf[nd]
+            if lf.any():
+                out_q.append(q[lf]); out_n.append(nd[lf]); kp = ~lf; q, lb, nd = q[kp], lb[kp], nd[kp]
+            if not len(q): break
+            d = sd[nd]; qd = ZqT[d, q]; s = sv[nd]; left = qd < s
+            g_old = np.maximum(np.maximum(blo[nd, d] - qd, qd - bhi[nd, d]), 0)
+            lbf = lb - g_old * g_old + (qd - s) ** 2  # the far child; the near child keeps the parent's bound
+            kf = lbf <= u2[q]
+            g = gc[nd]
+            q = np.concatenate([q, q[kf]]); lb = np.concatenate([lb, lbf[kf]])
+            nd = np.concatenate([np.where(left, nd + 1, g), np.where(left, g, nd + 1)[kf]])
+        if not out_q: return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        q = np.concatenate(out_q); lf = lid[np.concatenate(out_n)]
+        o = np.argsort(lf.astype(np.uint16) if len(leaves) <= 65536 else lf, kind='stable')
+        return q[o], lf[o]
+    from concurrent.futures import ThreadPoolExecutor
+    starts = list(range(0, nq, chunk))
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(sweep, starts[0])
+        for ci in range(len(starts)):
+            q, lf = fut.result()
+            if ci + 1 < len(starts): fut = ex.submit(sweep, starts[ci + 1])
+            if not len(q): continue
+            cuts = np.flatnonzero(np.diff(lf)) + 1; qt = torch.from_numpy(q)
+            for s0, e0 in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(q)].tolist()):
+                li = lf[s0]; lo = st[leaves[li]]
+                for s1 in range(s0, e0, rows):
+                    e1 = min(e0, s1 + rows)
+                    merge(q[s1:e1], torch.addmm(RN[li], Q.index_select(0, qt[s1:e1]), RT[li], beta=1, alpha=-2), lo, li)
+    if one:                                          # the runner-up inside the leaf that holds each query's best
+        w = np.flatnonzero(bleaf >= 0); w = w[np.argsort(bleaf[w], kind='stable')]
+        for grp in np.split(w, np.flatnonzero(np.diff(bleaf[w])) + 1) if len(w) else []:
+            li = bleaf[grp[0]]
+            if RT[li].shape[1] < 2: continue
+            for s in range(0, len(grp), rows):
+                g = grp[s:s + rows]
+                D = torch.addmm(RN[li], Q.index_select(0, torch.from_numpy(g)), RT[li], beta=1, alpha=-2)
+                sec = torch.topk(D, 2, dim=1, largest=False, sorted=True).values[:, 1].numpy().astype(np.float64) + qn[g]
+                B[g, 1] = np.minimum(B[g, 1], sec)
+    # 4) exact squared distances of the k+1 candidates; certify that no other reference can enter or tie
+    J = perm[J]
+    d2 = np.einsum('ijk,ijk->ij', Zr[J] - Zq[:, None, :], Zr[J] - Zq[:, None, :])
+    if one:
+        d2 = d2[:, :1]; J = J[:, :1]                 # k = 1: the second candidate is only a bound
+    else:
+        o = np.argsort(d2, axis=1, kind='stable'); d2 = np.take_along_axis(d2, o, 1); J = np.take_along_axis(J, o, 1)
+    lim = np.minimum(d2[:, k - 1] + tie2, cap2)
+    inside = (d2 <= lim[:, None] * (1 + 1e-12)) & np.isfinite(B[:, :d2.shape[1]])
+    worst = B[:, -1]; fin = np.isfinite(worst)
+    ok = ~fin | (kk == k)                            # fewer than k+1 references scored: every other one was pruned
+    ok[fin] |= worst[fin] - marg(np.flatnonzero(fin), worst[fin]) > lim[fin] * (1 + 1e-12)
+    cnt = np.where(ok, inside.sum(1), 0)
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+        bp, bj, bd = _knn_tree(Zq[bad], Zr, k, tie2, caliper, workers)
+        cnt[bad] = np.diff(bp)
+    ptr = np.zeros(nq + 1, np.int64); np.cumsum(cnt, out=ptr[1:])
+    idx = np.empty(ptr[-1], np.int64); dist = np.empty(ptr[-1])
+    good = ok[:, None] & inside
+    pos_good = np.repeat(ok, cnt)                     # slots of certified queries, in query order
+    idx[pos_good] = J[good]; dist[pos_good] = np.sqrt(d2[good])
+    if len(bad):
+        idx[~pos_good] = bj; dist[~pos_good] = bd
+    return ptr, idx, dist
 
 def _knn_brute(Zq, Zr, k, tie2, caliper, dist_fn, block=2048):
     "k nearest under a user distance function dist_fn(A, B) -> |A| x |B| matrix (blocked brute force)."
@@ -592,7 +765,8 @@ def match(df:pd.DataFrame, # one row per unit, unique index
     discarded = {}
     ps = None
     if method == 'propensity' or trim is not None:
-        ps = propensity_score(df, treatment, covariates, propensity, seed=seed).to_numpy() if covariates or not isinstance(propensity, str) \
+        if isinstance(propensity, (pd.Series, np.ndarray, list, tuple)): ps = _given_scores(propensity, df)   # df already checked
+        else: ps = propensity_score(df, treatment, covariates, propensity, seed=seed).to_numpy() if covariates or not isinstance(propensity, str) \
             else None
         if ps is None: raise MatchingError("method='propensity' needs covariates (or propensity scores)")
         _check_overlap(ps, T0, estimand)
@@ -644,9 +818,9 @@ def match(df:pd.DataFrame, # one row per unit, unique index
     def knn(qi, ri, kk, tie):
         if dist_fn is not None: ptr, j, d = _knn_brute(space[qi], space[ri], kk, tie, cal, dist_fn)
         elif one_d: ptr, j, d = _knn_1d(space[qi, 0], space[ri, 0], kk, tie, cal)
-        elif space.shape[1] <= 5 or exact or not 20000 <= len(ri) < 50000:   # brute force is quadratic: tree beyond 50k references
+        elif space.shape[1] <= 5 or exact or len(ri) < 20000:   # a k-d tree alone is fast in few dimensions or small samples
             ptr, j, d = _knn_tree(space[qi], space[ri], kk, tie, cal, workers)
-        else: ptr, j, d = _knn_gemm(space[qi], space[ri], kk, tie, cal)
+        else: ptr, j, d = _knn_kdgemm(space[qi], space[ri], kk, tie, cal, workers=workers)
         return ptr, ri[j], d
 
     def do_match(qi, ri):
@@ -663,10 +837,10 @@ def match(df:pd.DataFrame, # one row per unit, unique index
 
     treated = np.nonzero(T == 1)[0]; controls = np.nonzero(T == 0)[0]
     dirs = [(treated, controls)] + ([(controls, treated)] if estimand == 'ATE' else [])
-    P_i, P_j, P_w, P_d = [], [], [], []
+    P_i, P_j, P_w, P_d = [], [], [], []; single = True
     for qi, ri in dirs:
         ptr, j, d = do_match(qi, ri)
-        cnt = np.diff(ptr)
+        cnt = np.diff(ptr); single = single and bool((cnt == 1).all())
         P_i.append(np.repeat(qi, cnt)); P_j.append(j); P_d.append(d)
         P_w.append(np.repeat(1.0 / np.maximum(cnt, 1), cnt))
     pi, pj, pw, pdist = (np.concatenate(a) for a in (P_i, P_j, P_w, P_d))
@@ -687,7 +861,7 @@ def match(df:pd.DataFrame, # one row per unit, unique index
     Tf = T.astype(float)
     sign = np.where(T[pi] == 1, 1.0, -1.0)          # +: focal treated, -: focal control
     tau_pair = sign * (Yk[pi] - Yk[pj])
-    est_plain = np.bincount(pi, pw * tau_pair, N).sum() / iot_t.sum()
+    est_plain = np.dot(pw, tau_pair) / iot_t.sum()
     ac = np.zeros(Zk.shape[1]); at = np.zeros(Zk.shape[1])
     if bias_adjust and Zk.shape[1]:
         ac = _wls(Zk, Yk, (1 - Tf) * K)
@@ -697,7 +871,8 @@ def match(df:pd.DataFrame, # one row per unit, unique index
         if estimand == 'ATE':
             mu1 = Zk @ at; adj = np.where(T[pi] == 1, adj, mu1[pi] - mu1[pj])
         tau_pair = tau_pair - sign * adj
-    tau_i = np.bincount(pi, pw * tau_pair, N)
+    if single: tau_i = np.zeros(N); tau_i[pi] = pw * tau_pair    # one pair per focal unit: a scatter suffices
+    else: tau_i = np.bincount(pi, pw * tau_pair, N)
     SN = iot_t.sum()
     est = tau_i.sum() / SN
     iot_c = np.ones(N) if estimand == 'ATE' else (1 - Tf)
@@ -746,13 +921,13 @@ def match(df:pd.DataFrame, # one row per unit, unique index
     wts = iot_t + K                                # focal units weigh 1, matched units the number of times they are used
     if len(pos) < len(df): wts = np.zeros(len(df)); wts[pos] = iot_t + K
     weights = pd.Series(wts, index=df.index, name='weight')
-    n1 = int((T0[pos] == 1).sum()); n0 = int((T0[pos] == 0).sum())
+    n1 = int(T0[pos].sum()) if len(pos) < len(df) else int(T0.sum()); n0 = len(pos) - n1
     desc = (f"{'bias-corrected ' if bias_adjust and Zk.shape[1] else ''}matching on {method if method!='propensity' else ps_scale + ' propensity'}"
             f"{' (user metric)' if metric is not None else ''}, k={k}, {'with' if replace else 'without'} replacement"
             f"{', caliper ' + str(caliper) if caliper else ''}{', exact on ' + str(exact) if exact else ''}")
     details = dict(estimate_plain=float(est_plain), k=k, replace=replace, caliper=caliper, trim=rule, covariate_source=cov_source,
                    matches_per_unit_mean=float(len(pi) / max(SN, 1)), max_reuse=float(K.max()) if N else 0.0,
-                   ess_control=float(K[T == 0].sum() ** 2 / max((K[T == 0] ** 2).sum(), 1e-300)),
+                   ess_control=float(np.dot(K, 1 - Tf) ** 2 / max(np.dot(K * K, 1 - Tf), 1e-300)),
                    bias_coef=dict(zip(bcov, ac.tolist())) if bias_adjust else {})
     return MatchResult(method=desc, estimand=estimand, estimate=float(est), se=float(sev), ci=(float(ci[0]), float(ci[1])),
                        variance=vdesc, n_treated=n1, n_control=n0, covariates=list(covariates), n_discarded=discarded,

@@ -2,7 +2,7 @@
 import warnings
 import numpy as np, pandas as pd, pytest
 from causal_llmrec.matching import (match, ipw, aipw, cem, propensity_score, balance_table, effect_by_segment, crump_alpha,
-                                    load_lalonde, MatchingError, OverlapWarning, _knn_1d, _knn_tree, _knn_gemm, _greedy_1d,
+                                    load_lalonde, MatchingError, OverlapWarning, _knn_1d, _knn_tree, _knn_kdgemm, _greedy_1d, _argsort_stable,
                                     _greedy_tree)
 
 X4 = ['age', 'educ', 're74', 're75']
@@ -97,7 +97,11 @@ def test_knn_1d_matches_brute_force_with_ties():
             dd = np.abs(r - q[i]); kth = np.sort(dd)[k - 1]
             assert set(j[ptr[i]:ptr[i + 1]]) == set(np.nonzero(dd <= kth)[0])
 
-@pytest.mark.parametrize('engine', [_knn_tree, _knn_gemm])
+def _kdgemm_small(*a):
+    "The pruned product search with tiny leaves, so that the tree sweep, the pruning and the fallback all run."
+    return _knn_kdgemm(*a, leafsize=16, home_size=64)
+
+@pytest.mark.parametrize('engine', [_knn_tree, _kdgemm_small, _knn_kdgemm])
 def test_multivariate_engines_match_brute_force(engine):
     rng = np.random.default_rng(4)
     Q = rng.standard_normal((400, 7)); R = rng.standard_normal((900, 7)); R[:50] = np.round(R[:50], 0); Q[:50] = np.round(Q[:50], 0)
@@ -123,18 +127,55 @@ def test_knn_1d_unsorted_queries_ties_caliper(k, caliper):
     assert (np.diff(ptr) == 1).all() and (j == np.abs(r[None, :] - q[:, None]).argmin(1)).all()
     assert np.allclose(d, np.abs(r[j] - q))
 
-@pytest.mark.parametrize('k, caliper', [(1, np.inf), (3, np.inf), (2, 3.0)])
-def test_tree_10d_exact_with_duplicates_and_caliper(k, caliper):
-    "The median-split tree used above 5 dimensions returns exactly the brute-force sets (duplicates = exact ties)."
+@pytest.mark.parametrize('engine', [_knn_tree, _kdgemm_small])
+@pytest.mark.parametrize('k, caliper', [(1, np.inf), (3, np.inf), (2, 3.0), (1, 2.5)])
+def test_10d_engines_exact_with_duplicates_and_caliper(engine, k, caliper):
+    "Both engines used above 5 dimensions return exactly the brute-force sets (duplicates = exact ties), with exact distances."
     rng = np.random.default_rng(12)
     Q, R = rng.standard_normal((400, 10)), rng.standard_normal((900, 10)); R[:60] = R[60:120]; Q[:30] = R[60:90]
-    ptr, j, d = _knn_tree(Q, R, k, 1e-10, caliper)
+    ptr, j, d = engine(Q, R, k, 1e-10, caliper)
     for i in range(len(Q)):
         dd = ((R - Q[i]) ** 2).sum(1); kth = np.sort(dd)[k - 1]
         sel = np.nonzero((dd <= kth + 1e-10) & (np.sqrt(dd) <= caliper))[0]
         assert sorted(j[ptr[i]:ptr[i + 1]]) == sorted(sel)
+        assert np.allclose(np.sort(d[ptr[i]:ptr[i + 1]]), np.sort(np.sqrt(dd[sel])), rtol=0, atol=1e-12)
     assert (np.diff(ptr)[:30] >= 2).all()
     if np.isfinite(caliper): assert (np.diff(ptr) == 0).any()
+
+def test_kdgemm_discrete_ties_small_reference_sets_and_chunks():
+    "Many exact ties (integer covariates), fewer references than k+1, and several query chunks: all exact."
+    rng = np.random.default_rng(21)
+    Q = rng.integers(0, 3, (600, 8)).astype(float); R = rng.integers(0, 3, (2500, 8)).astype(float)
+    ptr, j, d = _knn_kdgemm(Q, R, 1, 1e-10, leafsize=32, home_size=128, chunk=100)
+    for i in range(len(Q)):
+        dd = ((R - Q[i]) ** 2).sum(1)
+        assert sorted(j[ptr[i]:ptr[i + 1]]) == sorted(np.nonzero(dd <= dd.min() + 1e-10)[0])
+    assert np.diff(ptr).max() > 5                                    # the tie fallback ran
+    Q = rng.standard_normal((50, 6)); R = rng.standard_normal((2, 6))
+    for k in (1, 2, 3):
+        ptr, j, d = _knn_kdgemm(Q, R, k, 0.0, leafsize=16, home_size=64)
+        assert (np.diff(ptr) == min(k, 2)).all()
+        assert all(sorted(j[ptr[i]:ptr[i + 1]]) == sorted(np.argsort(((R - Q[i]) ** 2).sum(1))[:min(k, 2)]) for i in range(50))
+
+def test_kdgemm_agrees_with_tree_at_scale_and_is_used_by_match():
+    "50,000 references in 10-D: the pruned product search and the tree return the same matches; match() dispatches to it."
+    rng = np.random.default_rng(22)
+    Q, R = rng.standard_normal((5000, 10)), rng.standard_normal((50000, 10))
+    p1, j1, d1 = _knn_kdgemm(Q, R, 1, 0.0); p2, j2, d2 = _knn_tree(Q, R, 1, 0.0)
+    assert (p1 == p2).all() and (j1 == j2).all() and np.allclose(d1, d2, rtol=0, atol=1e-12)
+    X = rng.standard_normal((30000, 10)); t = (rng.random(30000) < 0.3).astype(int); y = X.sum(1) + 2 * t
+    df = pd.DataFrame(X, columns=[f'x{i}' for i in range(10)]).assign(t=t, y=y)
+    r = match(df, 't', 'y', covariates=[f'x{i}' for i in range(10)], method='mahalanobis', var_matches=0, tie_tol=0)
+    assert abs(r.estimate - 2) < 0.05 and r.details['matches_per_unit_mean'] == 1.0
+
+@pytest.mark.parametrize('kind', ['uniform', 'near', 'dups', 'neg', 'zeros'])
+def test_packed_sort_equals_stable_argsort(kind):
+    "The int64-key sort used for large arrays returns exactly numpy's stable order, also where values share high bits."
+    rng = np.random.default_rng(23); n = 120_000
+    a = dict(uniform=rng.random(n), near=0.5 + rng.integers(0, 1000, n) * 1e-13, dups=rng.integers(0, 50, n).astype(float),
+             neg=-0.25 - rng.integers(0, 100, n) * 1e-14, zeros=np.where(rng.random(n) < 0.5, -0.0, 0.0))[kind]
+    o, s = _argsort_stable(a)
+    assert (o == np.argsort(a, kind='stable')).all() and (s == a[o]).all()
 
 def test_bias_correction_and_trim_paths_agree_with_direct_formula():
     "Bias correction through fitted values mu0[i] - mu0[j] equals the pair formula; trimming equals matching the kept rows."
