@@ -286,28 +286,29 @@ def _argsort_stable(a):
         o = np.argsort(a); s = a[o]
         if n > 1 and (s[1:] == s[:-1]).any(): o = np.argsort(a, kind='stable'); s = a[o]
         return o, s
-    b = (n - 1).bit_length(); low = (1 << b) - 1
-    u = (np.asarray(a, np.float64) + 0.0).view(np.int64)          # + 0.0 turns -0.0 into 0.0
-    key = u ^ ((u >> 63) & 0x7FFFFFFFFFFFFFFF)                       # int64 order = float order
-    key &= ~low; key |= np.arange(n)
-    key.sort()
-    o = key & low; s = a[o]
+    key, b = _sorted_keys(a)
+    o = key & ((1 << b) - 1); s = a[o]
     down = np.flatnonzero(s[1:] < s[:-1])
     if len(down):                                                    # runs sharing the high bits: sort them by value
         hs = key >> b; runs = np.unique(hs[down])
         lo = np.searchsorted(hs, runs, 'left'); hi = np.searchsorted(hs, runs, 'right')
-        pos = np.concatenate([np.arange(l, h) for l, h in zip(lo.tolist(), hi.tolist())])
-        sub = o[pos]; rid = np.repeat(np.arange(len(runs)), hi - lo)
+        _, pos = _csr(lo, hi); sub = o[pos]; rid = np.repeat(np.arange(len(runs)), hi - lo)
         o[pos] = sub[np.lexsort((sub, a[sub], rid))]; s = a[o]
     return o, s
+
+def _sorted_keys(a):
+    "Sorted int64 keys of a float array: its order-preserving bit pattern with the position in the lowest b bits; (keys, b)."
+    n = len(a); b = max(1, (n - 1).bit_length()); low = (1 << b) - 1
+    u = (np.asarray(a, np.float64) + 0.0).view(np.int64)          # + 0.0 turns -0.0 into 0.0
+    key = u ^ ((u >> 63) & 0x7FFFFFFFFFFFFFFF)                       # int64 order = float order
+    key &= ~low; key |= np.arange(n); key.sort()
+    return key, b
 
 def _order_approx(a):
     "A permutation that sorts a up to ties and rounding in the last ~20 bits (enough to make searchsorted cache-friendly)."
     if len(a) < 50_000: return np.argsort(a)
-    b = (len(a) - 1).bit_length(); low = (1 << b) - 1
-    u = (np.asarray(a, np.float64) + 0.0).view(np.int64); key = u ^ ((u >> 63) & 0x7FFFFFFFFFFFFFFF)
-    key &= ~low; key |= np.arange(len(a)); key.sort()
-    return key & low
+    key, b = _sorted_keys(a)
+    return key & ((1 << b) - 1)
 
 def _knn_1d(q, r, k, tie2=0.0, caliper=np.inf):
     "All k nearest reference values of each query on a line, with ties (|d|^2 <= d_k^2 + tie2) all kept."
