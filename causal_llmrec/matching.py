@@ -468,12 +468,15 @@ def _knn_kdgemm(Zq, Zr, k, tie2=0.0, caliper=np.inf, leafsize=1024, home_size=40
         nd = home[act]; go = (en[nd] - st[nd] > home_size) & ~isleaf[nd]
         act = act[go]; nd = nd[go]
         home[act] = np.where(ZqT[sd[nd], act] < sv[nd], nd + 1, gc[nd])
-    order = np.argsort(home, kind='stable'); cuts = np.flatnonzero(np.diff(home[order])) + 1
-    for grp in np.split(order, cuts):
-        h = home[grp[0]]; lo, hi = st[h], en[h]
-        for s in range(0, len(grp), 512):
-            g = grp[s:s + 512]
-            merge(g, torch.addmm(rn[lo:hi], Q.index_select(0, torch.from_numpy(g)), Rs[lo:hi].T, beta=1, alpha=-2), lo)
+    def blocks(idx, keys, size):                     # idx grouped by keys (already sorted), in row blocks of <= size
+        cuts = np.flatnonzero(np.diff(keys)) + 1
+        for s0, e0 in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(idx)].tolist()):
+            for s1 in range(s0, e0, size): yield keys[s0], idx[s1:min(e0, s1 + size)]
+    leaf_scores = lambda li, g: torch.addmm(RN[li], Q.index_select(0, torch.from_numpy(g)), RT[li], beta=1, alpha=-2)
+    order = np.argsort(home, kind='stable')
+    for h, g in blocks(order, home[order], 512):
+        lo, hi = st[h], en[h]
+        merge(g, torch.addmm(rn[lo:hi], Q.index_select(0, torch.from_numpy(g)), Rs[lo:hi].T, beta=1, alpha=-2), lo)
     is_home = np.zeros(nnode, bool); is_home[np.unique(home)] = True
     rows = max(64, 2 ** 20 // leafsize)
     # 2) per chunk of queries, sweep the tree level by level (in a helper thread, one chunk ahead), then 3) score
@@ -508,23 +511,13 @@ def _knn_kdgemm(Zq, Zr, k, tie2=0.0, caliper=np.inf, leafsize=1024, home_size=40
         for ci in range(len(starts)):
             q, lf = fut.result()
             if ci + 1 < len(starts): fut = ex.submit(sweep, starts[ci + 1])
-            if not len(q): continue
-            cuts = np.flatnonzero(np.diff(lf)) + 1; qt = torch.from_numpy(q)
-            for s0, e0 in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(q)].tolist()):
-                li = lf[s0]; lo = st[leaves[li]]
-                for s1 in range(s0, e0, rows):
-                    e1 = min(e0, s1 + rows)
-                    merge(q[s1:e1], torch.addmm(RN[li], Q.index_select(0, qt[s1:e1]), RT[li], beta=1, alpha=-2), lo, li)
+            for li, g in blocks(q, lf, rows): merge(g, leaf_scores(li, g), st[leaves[li]], li)
     if one:                                          # the runner-up inside the leaf that holds each query's best
         w = np.flatnonzero(bleaf >= 0); w = w[np.argsort(bleaf[w], kind='stable')]
-        for grp in np.split(w, np.flatnonzero(np.diff(bleaf[w])) + 1) if len(w) else []:
-            li = bleaf[grp[0]]
+        for li, g in blocks(w, bleaf[w], rows):
             if RT[li].shape[1] < 2: continue
-            for s in range(0, len(grp), rows):
-                g = grp[s:s + rows]
-                D = torch.addmm(RN[li], Q.index_select(0, torch.from_numpy(g)), RT[li], beta=1, alpha=-2)
-                sec = torch.topk(D, 2, dim=1, largest=False, sorted=True).values[:, 1].numpy().astype(np.float64) + qn[g]
-                B[g, 1] = np.minimum(B[g, 1], sec)
+            sec = torch.topk(leaf_scores(li, g), 2, dim=1, largest=False, sorted=True).values[:, 1].numpy()
+            B[g, 1] = np.minimum(B[g, 1], sec.astype(np.float64) + qn[g])
     # 4) exact squared distances of the k+1 candidates; certify that no other reference can enter or tie
     J = perm[J]
     d2 = np.einsum('ijk,ijk->ij', Zr[J] - Zq[:, None, :], Zr[J] - Zq[:, None, :])
