@@ -349,6 +349,31 @@ class SimWorld:
         f = self.data.frame(user_cols=['age', 'female', 'activity'], item_cols=['popularity', 'year'])
         return f[[USER, ITEM] + SIM_COVARIATES + [EXPOSURE, OUTCOME]]
 
+    def pair_features(self, pairs:pd.DataFrame, # `user_id`, `item_id` of any pairs of the world's users and items, logged or not
+                     )->pd.DataFrame: # `SIM_COVARIATES` for those pairs, in their order
+        "The world's covariates for any (user, item) pair: what a model that reads them needs to rank the whole catalogue."
+        miss = [c for c in (USER, ITEM) if c not in pairs.columns]
+        if miss: raise DataError(f"pairs lacks column(s) {miss}; pass a DataFrame with user_id and item_id")
+        d = self.data
+        if '_profiles' not in self.__dict__:   # genre profiles from the history, as `simulate` builds them
+            glist = sorted({g for s in d.items.genres for g in s.split('|')})
+            G = np.array([[g in s.split('|') for g in glist] for s in d.items.genres], float)
+            P = np.zeros((len(d.users), len(glist)))
+            h = d.history[d.history[USER].isin(d.users.index)]
+            np.add.at(P, d.users.index.get_indexer(h[USER]), G[d.items.index.get_indexer(h[ITEM])])
+            nrm = lambda A: A/np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+            self.__dict__['_profiles'] = (nrm(P), nrm(G))
+        Pn, Gn = self.__dict__['_profiles']
+        u, i = d.users.index.get_indexer(pairs[USER]), d.items.index.get_indexer(pairs[ITEM])
+        for k, name in ((u, 'user'), (i, 'item')):
+            if (k < 0).any():
+                bad = pairs.loc[k < 0, f'{name}_id'].unique()[:5].tolist()
+                raise DataError(f"{int((k < 0).sum())} pairs have {name} ids that are not in this world (e.g. {bad})")
+        us, it = d.users.iloc[u], d.items.iloc[i]
+        return pd.DataFrame({'user_age': us.age.to_numpy(), 'user_female': us.female.to_numpy(), 'user_activity': us.activity.to_numpy(),
+                             'item_popularity': it.popularity.to_numpy(), 'item_year': it.year.to_numpy(),
+                             'affinity': (Pn[u]*Gn[i]).sum(1)})[SIM_COVARIATES]
+
     def true_graph(self):
         "The structural graph of the simulation over `frame()`'s columns (a `networkx.DiGraph`)."
         import networkx as nx

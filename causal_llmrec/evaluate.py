@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 __all__ = ['OPE_ESTIMATORS', 'SCHNABEL_MARGINAL', 'SCHNABEL_PREDICTIONS', 'EvaluationInputError', 'EvaluationWarning', 'auc',
            'top_k', 'gini', 'RankingResult', 'ranking_metrics', 'OPEResult', 'off_policy_value',
            'bernoulli_ts_action_dist', 'obd_bts_prior', 'uniform_policy', 'uplift_curve', 'auuc', 'qini_coefficient',
-           'uplift_at_k', 'plot_uplift', 'true_uplift_at_k', 'ABTestResult', 'world_truth', 'simulate_ab_test',
-           'offline_lift', 'MatrixFactorization', 'schnabel_true_ratings', 'schnabel_propensities',
+           'uplift_at_k', 'plot_uplift', 'true_uplift_at_k', 'causal_ranking_metrics', 'ABTestResult', 'world_truth',
+           'simulate_ab_test', 'offline_lift', 'MatrixFactorization', 'schnabel_true_ratings', 'schnabel_propensities',
            'schnabel_predictions', 'schnabel_deltas', 'mnar_estimates', 'schnabel_estimation_table',
            'schnabel_learning']
 
@@ -541,6 +541,66 @@ def true_uplift_at_k(scores:pd.DataFrame, # user_id, item_id, score
     out['share_of_oracle'] = (out.model - out.random) / (out.oracle - out.random) if out.oracle != out.random else np.nan
     out.name = f'true uplift@{k} per user'
     return out
+
+# %% ../nbs/06_evaluate.ipynb #30adfc6e
+def _ranked(scores:pd.DataFrame, exclude:pd.DataFrame|None, seed:int)->pd.DataFrame:
+    "Every scored pair with its rank within its user (1 = top), ordered as `top_k` orders them (same seed, same ties)."
+    df = scores[['user_id', 'item_id', 'score']]
+    if exclude is not None:
+        _need_cols(exclude, ['user_id', 'item_id'], 'exclude')
+        key = pd.MultiIndex.from_frame(exclude[['user_id', 'item_id']])
+        df = df[~pd.MultiIndex.from_frame(df[['user_id', 'item_id']]).isin(key)]
+    rng = np.random.default_rng(seed)
+    df = df.assign(_tie=rng.random(len(df))).sort_values(['user_id', 'score', '_tie'], ascending=[True, False, False])
+    df = df.drop(columns='_tie').reset_index(drop=True)
+    df['rank'] = df.groupby('user_id', sort=False).cumcount() + 1
+    return df
+
+def causal_ranking_metrics(scores:pd.DataFrame, # user_id, item_id, score (higher = recommend first); one row per candidate pair
+                           effects:pd.DataFrame, # user_id, item_id, tau: the true effect of recommending the item
+                           k:int|Sequence[int]=(10, 100), # cut-off(s) of CP@k and CDCG@k
+                           exclude:pd.DataFrame|None=None, # pairs never to recommend (dropped from the candidates)
+                           full:bool=True, # also report CDCG over each user's whole ranked list (Sato et al.'s 'CDCG')
+                           seed:int=0, # tie-breaking seed (ties in `score` are broken as `top_k` breaks them)
+                           per_user:bool=False, # return the per-user values instead of their means
+                          )->pd.Series: # CP@k, CDCG@k (each k), CDCG and the number of users; or a per-user frame
+    """Causal precision CP@k and causal DCG of each user's ranking of its candidates (Sato et al., RecSys 2019/2020):
+    CP@k = mean true effect of the top-k items; CDCG@k = sum over the top k of tau / log2(1 + rank); averaged over users."""
+    _need_cols(scores, ['user_id', 'item_id', 'score'], 'scores'); _need_cols(effects, ['user_id', 'item_id', 'tau'], 'effects')
+    ks = [k] if isinstance(k, (int, np.integer)) else list(k)
+    if not ks or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1 for x in ks):
+        raise EvaluationInputError(f"`k` must be a positive integer or a list of them, got {k!r}.")
+    s = pd.to_numeric(scores['score'], errors='coerce').to_numpy(float)
+    if not np.isfinite(s).all():
+        raise EvaluationInputError(f"`scores.score` has {int((~np.isfinite(s)).sum())} NaN/inf values; every candidate needs a finite score.")
+    for df, name in ((scores, 'scores'), (effects, 'effects')):
+        dup = df.duplicated(['user_id', 'item_id'])
+        if dup.any():
+            raise EvaluationInputError(f"`{name}` has {int(dup.sum())} duplicated (user_id, item_id) pairs (e.g. "
+                                       f"{tuple(df.loc[dup, ['user_id', 'item_id']].iloc[0])}); keep one row per pair.")
+    r = _ranked(scores, exclude, seed)
+    if len(r) == 0: raise EvaluationInputError("no candidate pairs are left after `exclude`: nothing to rank.")
+    tau = r[['user_id', 'item_id']].merge(effects[['user_id', 'item_id', 'tau']], on=['user_id', 'item_id'], how='left').tau.to_numpy(float)
+    if np.isnan(tau).any():
+        raise EvaluationInputError(f"{int(np.isnan(tau).sum())} scored pairs have no true effect in `effects`; score only pairs of the world.")
+    users, u = np.unique(r.user_id.to_numpy(), return_inverse=True)
+    rank = r['rank'].to_numpy(float); n_u = np.bincount(u)
+    disc = tau/np.log2(1 + rank)
+    out = pd.DataFrame({'n_candidates': n_u}, index=pd.Index(users, name='user_id'))
+    for kk in ks:
+        top = rank <= kk
+        out[f'CP@{kk}'] = np.bincount(u, tau*top, len(users))/np.minimum(kk, n_u)
+        out[f'CDCG@{kk}'] = np.bincount(u, disc*top, len(users))
+    if full: out['CDCG'] = np.bincount(u, disc, len(users))
+    short = int((n_u < max(ks)).sum())
+    if short:
+        warnings.warn(f"{short} of {len(users)} users have fewer than k={max(ks)} candidates; their CP@k is the mean over "
+                      "their whole list and their CDCG@k sums it.", EvaluationWarning)
+    if per_user: return out
+    res = out.drop(columns='n_candidates').mean()
+    res['users'] = float(len(users))
+    res.name = 'causal ranking metrics (mean over users)'
+    return res
 
 # %% ../nbs/06_evaluate.ipynb #d7db65bf
 @dataclass

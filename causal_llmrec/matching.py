@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['MatchingError', 'OverlapWarning', 'load_lalonde', 'LogisticPropensity', 'propensity_score', 'crump_alpha',
-           'EffectResult', 'MatchResult', 'match', 'ipw', 'aipw', 'cem', 'balance_table', 'love_plot', 'overlap_plot',
-           'effect_by_segment']
+           'nearest_neighbours', 'EffectResult', 'MatchResult', 'match', 'ipw', 'aipw', 'cem', 'balance_table',
+           'love_plot', 'overlap_plot', 'effect_by_segment']
 
 # %% ../nbs/02_matching.ipynb #984ee850
 import math, warnings
@@ -605,6 +605,29 @@ def _greedy_tree(Zq, Zr, k, order, caliper=np.inf, workers=-1, n_cand=32):
                     if df_[f] > caliper: break
                     used[free[f]] = True; out_q.append(qi); out_j.append(free[f]); out_d.append(df_[f])
     return _pairs_to_csr(len(Zq), np.asarray(out_q, np.int64), np.asarray(out_j, np.int64), np.asarray(out_d, float))
+
+# %% ../nbs/02_matching.ipynb #nn_public01
+def nearest_neighbours(Zq:np.ndarray, # queries: n_q values (1-D) or an n_q x p array
+                       Zr:np.ndarray, # references: n_r values (1-D) or an n_r x p array (same p)
+                       k:int=1, # neighbours per query (all ties at the k-th distance are kept)
+                       tie_tol:float=0.0, # squared-distance tolerance within which a reference ties with the k-th
+                       caliper:float=np.inf, # drop neighbours farther than this (Euclidean distance)
+                      )->tuple: # (ptr, idx, dist): query q's neighbours are idx[ptr[q]:ptr[q+1]] at distances dist[ptr[q]:ptr[q+1]]
+    """Exact Euclidean k nearest neighbours with ties, in CSR form, by the engine `match` would pick: sorted search on a
+    line, a k-d tree in up to 5 dimensions or below 20 000 references, pruned float32 products beyond. Scale the columns
+    first (e.g. standardise or whiten) so that Euclidean distance is the metric you mean."""
+    Zq = np.asarray(Zq, float); Zr = np.asarray(Zr, float)
+    if Zq.ndim == 1: Zq = Zq[:, None]
+    if Zr.ndim == 1: Zr = Zr[:, None]
+    if Zq.ndim != 2 or Zr.ndim != 2 or Zq.shape[1] != Zr.shape[1]:
+        raise MatchingError(f"Zq and Zr need the same number of columns; got shapes {Zq.shape} and {Zr.shape}")
+    if len(Zr) == 0: raise MatchingError("Zr is empty: there is nothing to search")
+    if not (np.isfinite(Zq).all() and np.isfinite(Zr).all()): raise MatchingError("Zq or Zr holds NaN or infinite values; drop or impute them first")
+    if not isinstance(k, (int, np.integer)) or k < 1: raise MatchingError(f"k must be a positive integer, got {k!r}")
+    if len(Zq) == 0: return np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    if Zq.shape[1] == 1: return _knn_1d(np.ascontiguousarray(Zq[:, 0]), np.ascontiguousarray(Zr[:, 0]), k, tie_tol, caliper)
+    if Zq.shape[1] <= 5 or len(Zr) < 20000: return _knn_tree(Zq, Zr, k, tie_tol, caliper)
+    return _knn_kdgemm(np.ascontiguousarray(Zq), np.ascontiguousarray(Zr), k, tie_tol, caliper)
 
 # %% ../nbs/02_matching.ipynb #72460ce3
 def _fmt(x, d=4):

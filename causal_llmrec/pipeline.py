@@ -7,11 +7,11 @@ __all__ = ['STAGES', 'ConfigError', 'PipelineError', 'UnknownUserError', 'DataSe
            'TrainSettings', 'RankSettings', 'EvaluateSettings', 'ReportSettings', 'PipelineConfig', 'atomic_path',
            'atomic_write', 'stable_hash', 'data_fingerprint', 'Stage', 'stage', 'StageContext', 'RunResult', 'Pipeline',
            'run_pipeline', 'stage_data', 'stage_discover', 'stage_estimate', 'plot_training', 'stage_train',
-           'stage_recommend', 'recommend', 'stage_evaluate', 'effects_table', 'plot_effects', 'build_report',
-           'stage_report']
+           'stage_recommend', 'recommend', 'plot_ranking_comparison', 'stage_evaluate', 'effects_table', 'plot_effects',
+           'build_report', 'stage_report']
 
 # %% ../nbs/07_pipeline.ipynb #98cf44df
-import os, re, io, sys, json, time, shutil, hashlib, inspect, pickle, base64, warnings, contextlib, dataclasses, tempfile
+import os, re, io, sys, json, math, time, shutil, hashlib, inspect, pickle, base64, warnings, contextlib, dataclasses, tempfile
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 from pathlib import Path
 from html import escape
@@ -36,10 +36,10 @@ class UnknownUserError(PipelineError, LookupError):
 @dataclass
 class DataSettings:
     "Which data the pipeline runs on."
-    source:str='movielens-sim'  # 'movielens-sim': MovieLens-100K users and items in the semi-synthetic world (truth known); 'recdata': the RecData given to `run_pipeline`
+    source:str='movielens-sim'  # 'movielens-sim': MovieLens-100K in the semi-synthetic world of causal_llmrec.data.simulate (truth known); 'movielens-sato': the Sato et al. (ECIR 2021) world of causal_llmrec.worlds.sato_world, every user-item pair logged (truth known); 'recdata': the RecData given to `run_pipeline`
     n_users:int|None=200        # users sampled into the world (None: all 943)
-    n_candidates:int=40         # candidate (unrated) items per user in the logged world
-    confounding:float=1.0       # gamma: how strongly exposure depends on the confounders (0 = randomised)
+    n_candidates:int=40         # movielens-sim: candidate (unrated) items per user in the logged world (movielens-sato logs the whole catalogue)
+    confounding:float=1.0       # movielens-sim: gamma, how strongly exposure depends on the confounders (0 = randomised)
     effect_scale:float=1.0      # delta: scales the effect of exposure on the outcome's logit
     exposure_rate:float=0.3     # mean propensity of exposure
     base_rate:float=0.15        # mean click probability without exposure
@@ -78,6 +78,9 @@ class TrainSettings:
     head_lr:float=1e-3          # heads learning rate
     val_frac:float=0.1          # validation share of the training pairs
     threads:int|None=None       # torch CPU threads (None: torch's default)
+    inputs:str='both'           # what the heads read: 'both' (text and the adjustment set), 'text' or 'covariates'
+    cross_fit_folds:int=5       # effects from out-of-fold predictions of this many models (folds of users); 0: in-sample predictions
+    cross_fit_encoder_steps:int=0  # encoder steps of each cross-fitting model (0: the pretrained encoder, frozen and shared)
 
 @dataclass
 class RankSettings:
@@ -91,6 +94,7 @@ class EvaluateSettings:
     "Evaluation against the truth."
     k:int=10                    # cut-off for ranking metrics
     n_bins:int=10               # points on the uplift curves
+    baselines:list=field(default_factory=lambda: ['popularity', 'click_gb', 'bpr', 'logistic_t', 't_learner_gb', 'dr_learner_gb', 'ulbpr', 'dlce', 'cause', 'cubn'])  # independent baselines (causal_llmrec.baselines) fitted on the training users and ranked beside CausalBert; [] for none
 
 @dataclass
 class ReportSettings:
@@ -168,8 +172,9 @@ def _from_dict(cls, d, section=''):
         else: kw[k] = _check_value(section, k, f.type, v)
     return cls(**kw)
 
-_CHOICES = {('data', 'source'): ('movielens-sim', 'recdata'), ('estimate', 'estimand'): ('ATT', 'ATE', 'ATC'),
+_CHOICES = {('data', 'source'): ('movielens-sim', 'movielens-sato', 'recdata'), ('estimate', 'estimand'): ('ATT', 'ATE', 'ATC'),
             ('estimate', 'adjustment'): ('graph', 'all'), ('train', 'strategy'): ('cached', 'full', 'auto'),
+            ('train', 'inputs'): ('both', 'text', 'covariates'),
             ('rank', 'by'): ('uplift', 'outcome', 'blend'), ('', 'device'): None}
 
 def _validate(cfg):
@@ -187,6 +192,12 @@ def _validate(cfg):
                       ('train', 'max_length'), ('train', 'batch_size'), ('discover', 'max_rows')):
         v = getattr(getattr(cfg, sec), name)
         if v < 1: raise ConfigError(f"setting {sec}.{name} must be >= 1, got {v}")
+    if cfg.train.cross_fit_folds == 1 or cfg.train.cross_fit_folds < 0:
+        raise ConfigError(f"setting train.cross_fit_folds must be 0 (no cross-fitting) or >= 2, got {cfg.train.cross_fit_folds}")
+    if cfg.train.cross_fit_encoder_steps < 0: raise ConfigError(f"setting train.cross_fit_encoder_steps must be >= 0, got {cfg.train.cross_fit_encoder_steps}")
+    from causal_llmrec.baselines import BASELINES
+    bad = [b for b in cfg.evaluate.baselines if b not in BASELINES]
+    if bad: raise ConfigError(f"setting evaluate.baselines has unknown method(s) {bad}; choose from {', '.join(BASELINES)}")
     if cfg.evaluate.k > cfg.rank.k: raise ConfigError(f"setting evaluate.k ({cfg.evaluate.k}) must be <= rank.k ({cfg.rank.k}): the lists stored are rank.k long")
     return cfg
 
@@ -581,7 +592,7 @@ def _covariates(frame:pd.DataFrame)->list:
     skip = {USER, ITEM, EXPOSURE, OUTCOME, PROPENSITY, 'timestamp'}
     return [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > 1]
 
-@stage('data', sections=('data',), modules=('causal_llmrec.data',),
+@stage('data', sections=('data',), modules=('causal_llmrec.data', 'causal_llmrec.worlds'),
        doc='the logged data (by default MovieLens-100K users and items in the semi-synthetic world), its truth and the user split')
 def stage_data(ctx):
     "Build the log: draw the semi-synthetic world (or take the given RecData), flatten it, split users into train/test."
@@ -595,6 +606,14 @@ def stage_data(ctx):
         data, frame = world.data, world.frame()
         truth = world.truth.reset_index(drop=True)
         g = world.true_graph(); true_graph = [list(e) for e in g.edges]
+        params = dict(ate=world.ate, att=world.att, atc=world.atc, naive=world.naive)
+    elif s.source == 'movielens-sato':
+        from causal_llmrec.worlds import sato_world
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore'); base = load_movielens()
+        world = sato_world(base, n_users=s.n_users, seed=seed)
+        data, frame = world.data, world.frame()
+        truth = world.truth.reset_index(drop=True)
         params = dict(ate=world.ate, att=world.att, atc=world.atc, naive=world.naive)
     else:
         data = ctx.run.data
@@ -729,12 +748,21 @@ def plot_training(history:pd.DataFrame, # `TrainResult.to_frame()`: phase, epoch
     ax.set(xlabel='evaluation (end of an encoder budget or a heads epoch)', ylabel='causal loss', title='CausalBert training')
     return ax
 
-def _load_bert(s, seed):
+def _load_bert(s, seed, covariates=None):
     from causal_llmrec.bert import CausalBert
-    if s.encoder == 'tiny': return CausalBert.tiny(seed=seed, max_length=s.max_length)
-    return CausalBert.from_encoder(None if s.encoder == 'default' else s.encoder, seed=seed, max_length=s.max_length)
+    kw = dict(max_length=s.max_length, covariates=covariates or None, inputs=s.inputs if covariates else 'text')
+    if s.encoder == 'tiny': return CausalBert.tiny(seed=seed, **kw)
+    return CausalBert.from_encoder(None if s.encoder == 'default' else s.encoder, seed=seed, **kw)
 
-@stage('train', deps=('data',), sections=('train',), modules=('causal_llmrec.text', 'causal_llmrec.bert'),
+def _adjustment(ctx, frame, covs):
+    "The covariates CausalBert's heads read: the learned graph's adjustment set, else every covariate (and where they came from)."
+    p = ctx.run.out/'discover'/'summary.json'
+    if p.exists():
+        a = [c for c in json.loads(p.read_text()).get('adjustment_set', []) if c in frame.columns]
+        if a: return a, 'adjustment set of the learned graph'
+    return list(covs), 'all covariates (no adjustment set from discovery)'
+
+@stage('train', deps=('data', 'discover'), sections=('train',), modules=('causal_llmrec.text', 'causal_llmrec.bert'),
        doc='CausalBert: user/item texts, fine-tuning with propensity and outcome heads, predictions for every pair')
 def stage_train(ctx):
     "Fine-tune CausalBert on the training users' pairs; predict propensity, Q0, Q1 and tau for every pair."
@@ -751,10 +779,13 @@ def stage_train(ctx):
     ut, itx = texts(data, n_history=s.n_history, max_tokens=s.max_length)
     ctx.write_csv('user_texts.csv.gz', ut.rename('text').reset_index())
     ctx.write_csv('item_texts.csv.gz', itx.rename('text').reset_index())
-    model = _load_bert(s, seed)
+    frame = d['frame'].reset_index(drop=True)
+    covs, cov_source = _adjustment(ctx, frame, d['covariates']) if s.inputs != 'text' else ([], 'none (inputs: text)')
+    model = _load_bert(s, seed, covs)
     train_users = set(split.loc[split.split == 'train', USER])
-    cols = [USER, ITEM, EXPOSURE, OUTCOME]
-    pairs = it.loc[it[USER].isin(train_users), cols].assign(**{OUTCOME: lambda d: d[OUTCOME].astype(int)})
+    cols = [USER, ITEM, EXPOSURE, OUTCOME] + covs
+    allp = frame[cols].assign(**{OUTCOME: lambda d: d[OUTCOME].astype(int)})
+    pairs = allp[allp[USER].isin(train_users)]
     tc = cb.TrainConfig(strategy=s.strategy, epochs=s.epochs, encoder_steps=s.encoder_steps, head_epochs=s.head_epochs,
                         batch_size=s.batch_size, lr=s.lr, head_lr=s.head_lr, val_frac=s.val_frac, device=ctx.cfg.device,
                         seed=seed, progress=ctx.progress)
@@ -763,15 +794,26 @@ def stage_train(ctx):
     hist = res.to_frame()
     ctx.write_csv('history.csv', hist)
     ctx.save_fig('training.png', plot_training(hist))
-    allp = it[cols].assign(**{OUTCOME: lambda d: d[OUTCOME].astype(int)})
     pred = cb.predict(model, allp, ut, itx, progress=ctx.progress)
     pred = pred.merge(split, on=USER, how='left')
-    ctx.write_csv('predictions.csv.gz', pred)
-    eff = cb.estimate_effects(pred).to_frame()
+    ctx.write_csv('predictions.csv.gz', pred.drop(columns=covs))
+    if s.cross_fit_folds:   # effects from out-of-fold predictions over every user (models trained on the other folds)
+        shared = _load_bert(s, seed, covs) if s.cross_fit_encoder_steps == 0 else None
+        def make(k):
+            if shared is None: return _load_bert(s, seed + k, covs)
+            return cb.CausalBert(shared.encoder, shared.tokenizer, max_length=s.max_length, covariates=covs or None,
+                                 inputs=s.inputs if covs else 'text')
+        cft = cb.TrainConfig(**{**vars(tc), 'encoder_steps': s.cross_fit_encoder_steps, 'progress': False,
+                                'strategy': 'cached' if s.cross_fit_encoder_steps == 0 else tc.strategy})
+        cf = cb.cross_fit(make, allp, ut, itx, folds=s.cross_fit_folds, config=cft, seed=seed, progress=ctx.progress)
+        est = cf.effects(); how = f"cross-fitted over {s.cross_fit_folds} folds of users"
+    else: est = cb.estimate_effects(pred); how = 'in-sample predictions (cross_fit_folds: 0)'
+    eff = est.to_frame()
     ctx.write_csv('effects.csv', eff)
     summ = {k: (v.item() if hasattr(v, 'item') else v) for k, v in res.summary().items()}
     att = eff[(eff.estimand == 'ATT') & (eff.method == 'AIPW')].estimate.iloc[0]
     return dict(train=summ, n_pairs_train=len(pairs), encoder=model.cfg['encoder_name'], effects=eff.to_dict('records'),
+                inputs=model.cfg['inputs'], covariates=covs, covariates_source=cov_source, effects_from=how, note=res.note,
                 headline=f"{res.strategy}: {res.encoder_steps} encoder + {res.head_steps} head steps in {res.train_seconds:.0f}s; "
                          f"CausalBert AIPW ATT {att:+.4f}")
 
@@ -797,7 +839,7 @@ def stage_recommend(ctx):
     itx = ctx.read_csv('train', 'item_texts.csv.gz').set_index(ITEM)['text']
     model = CausalBert.from_pretrained(ctx.input('train', 'model'), device=ctx.cfg.device if ctx.cfg.device != 'auto' else 'cpu')
     graph = _load_graph(ctx.run.out)
-    cand = data.interactions[[USER, ITEM]]
+    cand = d['frame'].reset_index(drop=True)[[USER, ITEM] + model.covariates]
     kw = dict(k=s.k, candidates=cand, graph=graph, progress=ctx.progress)
     if graph is not None and (EXPOSURE not in graph or OUTCOME not in graph): kw['graph'] = None
     recs = rank(model, ut, itx, by=s.by, lam=s.lam, **kw)
@@ -840,6 +882,49 @@ def recommend(out, # a run folder whose recommend stage ran
     return rows.sort_values('rank').head(k or kmax).drop(columns=[USER]).reset_index(drop=True)
 
 # %% ../nbs/07_pipeline.ipynb #543e5d2f
+def _ranking_comparison(ctx, d, tt, T, test_users, s, seed, metrics)->pd.DataFrame:
+    "Normalised true uplift@k gain on the held-out users of CausalBert's two rankings and of every configured baseline."
+    from tqdm.auto import tqdm
+    from causal_llmrec import baselines as BL
+    from causal_llmrec.evaluate import true_uplift_at_k
+    rows = []
+    for name, key in (('CausalBert uplift (tau)', 'uplift'), ('CausalBert click head (Q1)', 'outcome')):
+        r = metrics[f'true_uplift_at_k_{key}_ranking']
+        rows.append(dict(method=name, kind='uplift' if key == 'uplift' else 'click', uplift_at_k=r['model'], normalised_gain=r['share_of_oracle'], fit_seconds=np.nan))
+    fr = d['frame'].reset_index(drop=True); covs = [c for c in d['covariates'] if c in fr.columns]
+    if not set(pd.unique(fr[OUTCOME])) <= {0, 1}:
+        ctx.log('baselines skipped: they need a binary outcome'); return pd.DataFrame(rows)
+    fr = fr.assign(**{OUTCOME: fr[OUTCOME].astype(int)}, tau=tt['tau'].to_numpy())
+    split = ctx.read_csv('data', 'split.csv'); train_users = set(split.loc[split.split == 'train', USER])
+    train_p, test_p = fr[fr[USER].isin(train_users)], fr[fr[USER].isin(test_users)]
+    eff = test_p[[USER, ITEM, 'tau']]
+    for name in tqdm(s.baselines, disable=not ctx.progress, desc='baselines'):
+        cls = BL.BASELINES[name]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                m = cls().fit(train_p, covariates=covs, seed=seed)
+                r = true_uplift_at_k(test_p[[USER, ITEM]].assign(score=m.score(test_p)), eff, k=s.k, seed=seed)
+            rows.append(dict(method=name, kind=cls.score_kind, uplift_at_k=r['model'], normalised_gain=r['share_of_oracle'], fit_seconds=m.fit_seconds_))
+        except (BL.BaselineInputError, ValueError) as e: ctx.log(f"baseline {name} skipped: {e}")
+    r = metrics['true_uplift_at_k_uplift_ranking']
+    rows += [dict(method='oracle (true tau)', kind='truth', uplift_at_k=r['oracle'], normalised_gain=1.0, fit_seconds=np.nan),
+             dict(method='random', kind='truth', uplift_at_k=r['random'], normalised_gain=0.0, fit_seconds=np.nan)]
+    return pd.DataFrame(rows).sort_values('normalised_gain', ascending=False, kind='mergesort').reset_index(drop=True)
+
+def plot_ranking_comparison(comp:pd.DataFrame, # `ranking_comparison.csv` of a run: method, kind, normalised_gain
+                            ax=None, # matplotlib axes to draw on
+                           ): # the axes
+    "Normalised true uplift@k gain of every ranking on the held-out users: 0 is random, 1 the oracle."
+    import matplotlib.pyplot as plt, seaborn as sns
+    c = comp[comp.kind != 'truth']
+    if ax is None: _, ax = plt.subplots(figsize=(7, 0.35*len(c) + 1.2))
+    pal = {'uplift': 'C0', 'uplift_rank': 'C0', 'click': 'C7'}
+    colors = ['C3' if m.startswith('CausalBert') else pal.get(k, 'C0') for m, k in zip(c.method, c.kind)]
+    ax.barh(c.method, c.normalised_gain, color=colors); ax.invert_yaxis(); ax.axvline(0, color='k', lw=0.8); ax.axvline(1, color='k', lw=0.8, ls='--')
+    ax.set(xlabel='normalised true uplift gain: (model - random) / (oracle - random)', title='Ranking the held-out users\' candidates')
+    return ax
+
 @stage('evaluate', deps=('data', 'train', 'recommend', 'estimate'), sections=('evaluate',), modules=('causal_llmrec.evaluate',),
        doc='the rankings and estimates against the truth: true uplift@k, a simulated A/B test, uplift curves, estimate errors')
 def stage_evaluate(ctx):
@@ -873,8 +958,19 @@ def stage_evaluate(ctx):
     tu = set(test[USER])
     A = base[(base['rank'] <= s.k) & base[USER].isin(tu)]; B = recs[(recs['rank'] <= s.k) & recs[USER].isin(tu)]
     ab = E.simulate_ab_test(tt[tt[USER].isin(tu)], A, B, seed=seed)
+    # power of a two-sided 5% test to detect the true lift with this test's standard error, and the users 80% power needs
+    from scipy.stats import norm
+    zt = abs(ab.true_lift)/ab.se if ab.se > 0 else float('inf')
+    power = float(norm.cdf(zt - 1.96) + norm.cdf(-zt - 1.96))
+    n80 = int(math.ceil((ab.n_a + ab.n_b)*((1.96 + 0.8416)/zt)**2)) if zt > 0 else None
     metrics['ab_test_uplift_vs_click_ranking'] = dict(lift=ab.lift, ci_low=ab.ci_low, ci_high=ab.ci_high, true_lift=ab.true_lift,
-                                                      mean_click_ranking=ab.mean_a, mean_uplift_ranking=ab.mean_b, n_a=ab.n_a, n_b=ab.n_b)
+                                                      mean_click_ranking=ab.mean_a, mean_uplift_ranking=ab.mean_b, n_a=ab.n_a, n_b=ab.n_b,
+                                                      power=power, users_for_80pct_power=n80)
+    # the same held-out users ranked by independent baselines fitted on the training users' pairs
+    comp = _ranking_comparison(ctx, d, tt, T, tu, s, seed, metrics)
+    ctx.write_csv('ranking_comparison.csv', comp)
+    ctx.save_fig('ranking_comparison.png', plot_ranking_comparison(comp))
+    metrics['normalised_gain'] = {r.method: float(r.normalised_gain) for r in comp.itertuples()}
     # a randomised experiment drawn from the potential outcomes of the held-out pairs: unbiased uplift curves
     rng = np.random.default_rng(seed)
     t_r = (rng.random(len(T)) < 0.5).astype(int); y_r = np.where(t_r == 1, T.y1, T.y0)
@@ -948,10 +1044,13 @@ def _img(path, alt, caption=''):
     cap = f'<figcaption>{caption}</figcaption>' if caption else ''
     return f'<figure><img src="data:image/png;base64,{b64}" alt="{escape(alt)}">{cap}</figure>'
 
-def _tbl(df, floatfmt='{:.4f}', max_rows=40):
+def _tbl(df, floatfmt='{:.4f}', max_rows=None, source=''):
+    "An HTML table; a cut (max_rows) is said under the table, with the file that holds every row."
     if df is None or len(df) == 0: return '<p class="missing">no rows</p>'
-    d = df.head(max_rows).copy()
-    return d.to_html(index=False, border=0, float_format=lambda x: floatfmt.format(x), escape=True, na_rep='')
+    d = df if max_rows is None else df.head(max_rows)
+    html = d.to_html(index=False, border=0, float_format=lambda x: floatfmt.format(x), escape=True, na_rep='')
+    if len(d) < len(df): html += f'<p class="meta">first {len(d)} of {len(df)} rows shown; all rows in {escape(source or "the run folder")}</p>'
+    return html
 
 def _read(out, stage_, name, kind='csv'):
     p = Path(out)/stage_/name
@@ -1006,6 +1105,11 @@ def build_report(out, # a run folder
     ev = _read(out, 'evaluate', 'metrics.json', 'json')
     if ev is not None:
         body = _img(out/'evaluate'/'uplift.png', 'uplift curves', 'Cumulative true uplift when treating users\' candidates in the order of each ranking.')
+        comp = _read(out, 'evaluate', 'ranking_comparison.csv')
+        if comp is not None:
+            body += '<h3>Ranking comparison on the held-out users</h3>' + _img(out/'evaluate'/'ranking_comparison.png', 'ranking comparison',
+                    'Normalised true uplift gain of the top-k lists: 0 is a random list, 1 the oracle (true effects); CausalBert in red, non-causal click models in grey.')
+            body += _tbl(comp, floatfmt='{:.3f}')
         flat = pd.json_normalize(ev).T.reset_index(); flat.columns = ['metric', 'value']
         body += _tbl(flat, floatfmt='{:.4f}')
         sec.append(('uplift', 'Uplift and ranking evaluation', body))

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 from .data import RecData
-from .bert import CausalBert, check_pairs, _check_texts, predict
+from .bert import CausalBert, check_pairs, check_covariates, _check_texts, predict
 
 # %% ../nbs/05_rank.ipynb #cc41b958
 def graph_context(graph=None, # a networkx DiGraph (e.g. a learned or the true DAG), or None
@@ -93,6 +93,16 @@ def _seen_pairs(seen)->pd.DataFrame:
         return seen[['user_id', 'item_id']].drop_duplicates()
     raise TypeError(f"seen must be a RecData, a DataFrame of (user_id, item_id) or None, got {type(seen).__name__}")
 
+def _features(features, pairs:pd.DataFrame, names:list)->pd.DataFrame:
+    "The covariate columns `names` for `pairs`, from the user's feature function, checked."
+    f = features(pairs)
+    if not isinstance(f, pd.DataFrame) or len(f) != len(pairs):
+        raise ValueError(f"features(pairs) must return a DataFrame with one row per pair ({len(pairs)}), got "
+                         f"{type(f).__name__}{'' if not hasattr(f, '__len__') else f' of length {len(f)}'}")
+    miss = [c for c in names if c not in f.columns]
+    if miss: raise ValueError(f"features(pairs) lacks the model's covariate column(s) {miss}")
+    return f[names].reset_index(drop=True)
+
 def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' models rank by outcome only)
          user_texts:pd.Series, # text per user_id
          item_texts:pd.Series, # text per item_id
@@ -101,7 +111,8 @@ def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' m
          lam:float=1.0, # blend weight: score = Q1 + lam * tau
          users=None, # user ids to rank for (default: all in user_texts)
          items=None, # candidate item ids for everyone (default: all in item_texts)
-         candidates:pd.DataFrame|None=None, # or: explicit (user_id, item_id) candidate pairs per user
+         candidates:pd.DataFrame|None=None, # or: explicit (user_id, item_id) candidate pairs per user (with the model's covariate columns)
+         features=None, # for a model that reads covariates, ranking the catalogue: f(pairs of user_id, item_id) -> DataFrame of its covariate columns
          seen=None, # RecData or (user_id, item_id) DataFrame of items to exclude (history and logged interactions)
          graph=None, # a networkx DAG for explanations (see graph_context)
          adjusted_for:list|None=None, # confounders named in explanations (overrides the graph's)
@@ -120,7 +131,11 @@ def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' m
     seen_df = _seen_pairs(seen)
     t0 = time.perf_counter()
     if candidates is not None:
-        cand = check_pairs(candidates, ut, it, need_labels=False)[['user_id', 'item_id']].drop_duplicates()
+        if model.covariates and features is not None and not set(model.covariates) <= set(candidates.columns):
+            candidates = pd.concat([candidates[['user_id', 'item_id']].reset_index(drop=True),
+                                    _features(features, candidates[['user_id', 'item_id']].reset_index(drop=True), model.covariates)], axis=1)
+        cand = check_pairs(candidates, ut, it, need_labels=False, covariates=model.covariates)
+        cand = cand[['user_id', 'item_id'] + model.covariates].drop_duplicates(['user_id', 'item_id'])
         if users is not None: cand = cand[cand.user_id.isin(list(users))]
         if len(seen_df):
             m = cand.merge(seen_df.assign(_s=1), on=['user_id', 'item_id'], how='left')._s.notna().to_numpy()
@@ -138,9 +153,14 @@ def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' m
         if len(miss): raise ValueError(f"{len(miss)} user ids have no text (e.g. {miss[:5].tolist()})")
         miss = iids.difference(it.index)
         if len(miss): raise ValueError(f"{len(miss)} item ids have no text (e.g. {miss[:5].tolist()})")
+        if model.covariates and features is None:
+            raise ValueError(f"this model reads covariates {model.covariates}: ranking the catalogue needs features=f(pairs) that "
+                             "returns them for any (user_id, item_id) pair (e.g. SimWorld.pair_features), or pass candidates= with those columns")
         model.eval()
-        U = model.encode(ut.loc[uids], progress=progress, precision=precision)
-        V = model.encode(it.loc[iids], progress=progress, precision=precision)
+        if model.reads_text:
+            U = model.encode(ut.loc[uids], progress=progress, precision=precision)
+            V = model.encode(it.loc[iids], progress=progress, precision=precision)
+        else: U = torch.zeros((len(uids), model.hidden), device=model.device); V = torch.zeros((len(iids), model.hidden), device=model.device)
         dev = U.device
         sp = seen_df[seen_df.user_id.isin(uids) & seen_df.item_id.isin(iids)]
         su = uids.get_indexer(sp.user_id); si = iids.get_indexer(sp.item_id)
@@ -150,7 +170,12 @@ def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' m
         with torch.no_grad():
             for s in tqdm(range(0, len(uids), chunk), disable=not progress, desc=f'rank by {by}'):
                 e = min(s+chunk, len(uids))
-                P = torch.sigmoid(model.heads.grid(U[s:e], V))          # (c, n_items, 3)
+                X = None
+                if model.covariates:
+                    cp = pd.DataFrame({'user_id': np.repeat(uids.to_numpy()[s:e], len(iids)), 'item_id': np.tile(iids.to_numpy(), e-s)})
+                    X = torch.as_tensor(check_covariates(_features(features, cp, model.covariates), model.covariates),
+                                        device=dev).view(e-s, len(iids), -1)
+                P = torch.sigmoid(model.heads.grid(U[s:e], V, X))          # (c, n_items, 3)
                 q0, q1 = P[..., 1], P[..., 2]
                 if model.cfg['objective'] == 'click': q0 = q1
                 sc = _score(by, q0, q1, lam).clone()

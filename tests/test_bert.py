@@ -2,7 +2,7 @@
 import os, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
-from causal_llmrec.bert import (CausalBert, TrainConfig, fit, predict, estimate_effects, causal_loss, toy_world,
+from causal_llmrec.bert import (CausalBert, TrainConfig, fit, predict, estimate_effects, causal_loss, toy_world, cross_fit,
                                 default_encoder_path, resolve_encoder, pick_device, check_pairs)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,3 +244,113 @@ def test_resume_in_heads_phase(world, tmp_path):
     fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=2, patience=9, checkpoint_dir=tmp_path, progress=False)
     r = fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=4, patience=9, resume_from=tmp_path/'last', progress=False)
     assert r.history[r.history.phase == 'heads'].epoch.tolist() == [1, 2, 3, 4] and r.encoder_steps == 0
+
+
+# ---- covariates (the adjustment set) in the heads, cross-fitting, clustered standard errors
+
+@pytest.fixture(scope='module')
+def xworld(world):
+    pairs, ut, it, tau = world
+    return pairs.assign(match=(tau < 0.1).astype(float), noise=np.random.default_rng(0).normal(size=len(pairs))), ut, it, tau
+
+@pytest.mark.parametrize('kw,match', [
+    (dict(covariates=['match'], inputs='text'), "inputs='text' reads no covariates"),
+    (dict(inputs='both'), 'needs covariates'),
+    (dict(inputs='covariates'), 'needs covariates'),
+    (dict(covariates=['match'], inputs='tabular'), 'inputs must be one of'),
+    (dict(covariates=['a', 'a']), 'duplicate'),
+])
+def test_bad_covariate_settings(kw, match):
+    with pytest.raises(ValueError, match=match): CausalBert.tiny(**kw)
+
+@pytest.mark.parametrize('mutate,match', [
+    (lambda p: p.drop(columns='match'), "missing covariate column\\(s\\) \\['match'\\]"),
+    (lambda p: p.assign(match=p.match.astype(str)), 'not numeric'),
+    (lambda p: p.assign(match=p.match.where(p.index != 2)), 'NaN or infinite'),
+    (lambda p: p.assign(match=p.match.where(p.index != 2, np.inf)), 'NaN or infinite'),
+    (lambda p: p.assign(match=p.match.where(p.index != 2, 1e308)), 'overflow float32'),
+])
+def test_bad_covariate_values(xworld, mutate, match):
+    pairs, ut, it, _ = xworld
+    with pytest.raises(ValueError, match=match):
+        fit(CausalBert.tiny(covariates=['match']), mutate(pairs), ut, it, progress=False)
+
+def test_heads_start_at_the_logistic_t_learner(xworld):
+    "With no head epochs and no encoder steps the covariate model is exactly the logistic g, Q0, Q1 fits (ridge 1)."
+    from causal_llmrec.matching import LogisticPropensity
+    pairs, ut, it, _ = xworld
+    m = CausalBert.tiny(seed=0, covariates=['match', 'noise'], inputs='covariates')
+    fit(m, pairs, ut, it, strategy='cached', head_epochs=1, head_lr=1e-12, val_frac=0.0, progress=False, seed=0)
+    p = predict(m, pairs, ut, it)
+    X = pairs[['match', 'noise']].to_numpy(float); X = (X - X.mean(0))/X.std(0, ddof=1)
+    t = pairs.exposure.to_numpy(); y = pairs.outcome.to_numpy(float)
+    for col, mask, target in (('g', t >= 0, t), ('q0', t == 0, y), ('q1', t == 1, y)):
+        ref = LogisticPropensity(ridge=1.0).fit(X[mask], target[mask]).predict_proba(X)[:, 1]
+        assert np.abs(p[col].to_numpy() - ref).max() < 1e-4, col
+
+def test_covariates_only_recovers_the_effect_and_skips_the_encoder(xworld):
+    pairs, ut, it, tau = xworld
+    m = CausalBert.tiny(seed=0, covariates=['match'], inputs='covariates')
+    r = fit(m, pairs, ut, it, strategy='cached', encoder_steps=5, head_epochs=20, head_batch_size=64, progress=False)
+    assert r.encoder_steps == 0                       # nothing to fine-tune when the text is not read
+    p = predict(m, pairs, ut, it)
+    assert np.corrcoef(p.tau, tau)[0, 1] > 0.99       # tau is a function of the covariate alone
+    assert p.groupby(pairs.match).tau.mean().diff().iloc[-1] < -0.1
+
+def test_both_inputs_save_load_and_grid(xworld, tmp_path):
+    pairs, ut, it, _ = xworld
+    m = CausalBert.tiny(seed=1, covariates=['match', 'noise'])
+    assert m.cfg['inputs'] == 'both' and m.covariates == ['match', 'noise'] and 'covariates' in repr(m)
+    fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=3, head_batch_size=64, select='loss', progress=False)
+    a = predict(m, pairs, ut, it)
+    m.save_pretrained(tmp_path/'ck'); b = CausalBert.from_pretrained(tmp_path/'ck')
+    assert b.covariates == ['match', 'noise'] and b.cfg['inputs'] == 'both'
+    assert np.allclose(a[['g', 'q0', 'q1']].to_numpy(), predict(b, pairs, ut, it)[['g', 'q0', 'q1']].to_numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match='missing covariate'): predict(b, pairs.drop(columns='noise'), ut, it)
+
+def test_select_setting():
+    with pytest.raises(ValueError, match='select'): TrainConfig(select='best')
+
+def test_frozen_encoder_is_shared_and_cached(xworld):
+    pairs, ut, it, _ = xworld
+    base = CausalBert.tiny(seed=0)
+    a = CausalBert(base.encoder, base.tokenizer, covariates=['match'])
+    fit(a, pairs, ut, it, strategy='cached', encoder_steps=0, head_epochs=1, progress=False)
+    cache = base._text_cache()
+    assert len(cache) == len(set(ut)) + len(set(it))   # every text encoded once, kept on the shared encoder
+    b = CausalBert(base.encoder, base.tokenizer, covariates=['match'])
+    assert b._text_cache() is cache
+    fit(b, pairs, ut, it, strategy='cached', encoder_steps=1, head_epochs=1, progress=False)   # trains the encoder
+    assert len(base._text_cache()) == len(set(ut)) + len(set(it)) and base._text_cache() is not cache
+
+def test_cross_fit_out_of_fold_and_clustered(xworld):
+    pairs, ut, it, tau = xworld
+    cf = cross_fit(lambda k: CausalBert.tiny(seed=k, covariates=['match'], inputs='covariates'), pairs, ut, it, folds=3,
+                   head_epochs=10, head_batch_size=64, progress=False, seed=0)
+    p = cf.predictions
+    assert len(p) == len(pairs) and p.groupby('user_id').fold.nunique().eq(1).all() and sorted(p.fold.unique()) == [0, 1, 2]
+    assert len(cf.results) == 3 and cf.models == [] and 'CrossFit: 3 folds by user_id' in repr(cf)
+    e = cf.effects()
+    assert e.cross_fitted and e.cluster == 'user_id' and e.n_clusters == pairs.user_id.nunique()
+    lo, hi = e.conf_int('ATE', 'AIPW'); assert lo <= tau.mean() <= hi
+    with pytest.raises(ValueError, match='folds must be >= 2'): cross_fit(lambda k: None, pairs, ut, it, folds=1)
+    with pytest.raises(ValueError, match='distinct user_id values'): cross_fit(lambda k: None, pairs, ut, it, folds=10_000)
+    with pytest.raises(TypeError, match='must return a CausalBert'): cross_fit(lambda k: 'model', pairs, ut, it, folds=2, progress=False)
+
+def test_clustered_se_on_known_numbers():
+    "CR1 by hand: two clusters of identical influence values give a larger SE than independent pairs."
+    rng = np.random.default_rng(0); n = 400
+    user = np.repeat(np.arange(20), 20)
+    t = rng.binomial(1, 0.4, n); u_eff = rng.normal(0, 0.3, 20)[user]
+    y = np.clip(0.3 + 0.2*t + u_eff + rng.normal(0, 0.1, n), 0, 1)
+    p = pd.DataFrame(dict(user_id=user, exposure=t, outcome=y, g=0.4, q0=0.3, q1=0.5))
+    iid = estimate_effects(p, cluster=None); cl = estimate_effects(p)
+    assert iid.cluster is None and cl.cluster == 'user_id' and cl.n_clusters == 20
+    psi = 0.2 + t*(y-0.5)/0.4 - (1-t)*(y-0.3)/0.6
+    s = pd.Series(psi - psi.mean()).groupby(user).sum().to_numpy()
+    se_cr1 = np.sqrt((s**2).sum()*20/19)/n
+    r = cl.to_frame().set_index(['estimand', 'method'])
+    assert np.isclose(r.loc[('ATE', 'AIPW'), 'se'], se_cr1)
+    assert r.loc[('ATE', 'AIPW'), 'se'] > iid.to_frame().set_index(['estimand', 'method']).loc[('ATE', 'AIPW'), 'se']
+    with pytest.raises(ValueError, match="cluster column 'segment'"): estimate_effects(p, cluster='segment')
+    with pytest.raises(ValueError, match='empty'): estimate_effects(p.iloc[:0])

@@ -252,3 +252,70 @@ def test_schnabel_learning_extra_learners_on_first_masks():
         schnabel_learning(Y, n_reps=1, extra={'oracle': oracle}, extra_reps=2, progress=False)
     with pytest.raises(EvaluationInputError, match=r"returned shape \(2, 2\), expected \(40, 50\)"):
         schnabel_learning(Y, obs_rate=.2, n_reps=1, n_factors=2, l2_grid=(.1,), n_iter=2, progress=False, extra={'bad': wrong_shape})
+
+
+# ---------------------------------------------------------------- causal ranking metrics (Sato et al.): CP@k, CDCG
+import re
+from causal_llmrec.evaluate import causal_ranking_metrics
+
+
+def _crm_toy():
+    # user 1 ranks items 10 > 11 > 12 (tau .3, -.1, .2); user 2 ranks 21 (tau .4) > 20 (tau 0)
+    return pd.DataFrame(dict(user_id=[1, 1, 1, 2, 2], item_id=[10, 11, 12, 20, 21], score=[3., 2., 1., 1., 2.],
+                             tau=[.3, -.1, .2, 0., .4]))
+
+
+def test_causal_ranking_metrics_hand_computed():
+    toy = _crm_toy()
+    r = causal_ranking_metrics(toy, toy, k=[1, 2])
+    assert r['CP@1'] == pytest.approx(.35)                                   # (.3 + .4) / 2
+    assert r['CP@2'] == pytest.approx(.15)                                   # ((.3 - .1)/2 + (.4 + 0)/2) / 2
+    assert r['CDCG@1'] == pytest.approx(.35)
+    assert r['CDCG@2'] == pytest.approx((.3 - .1/np.log2(3) + .4)/2)         # 0.318454
+    assert r['CDCG'] == pytest.approx((.3 - .1/np.log2(3) + .2/2 + .4)/2)    # 0.368454
+    assert r['users'] == 2
+    pu = causal_ranking_metrics(toy, toy, k=2, per_user=True)
+    assert pu.loc[1, 'CDCG@2'] == pytest.approx(.3 - .1/np.log2(3)) and pu.loc[2, 'CP@2'] == pytest.approx(.2)
+    assert list(pu.n_candidates) == [3, 2]
+
+
+def test_causal_ranking_metrics_short_lists_exclude_and_no_full():
+    toy = _crm_toy()
+    with pytest.warns(EvaluationWarning, match="1 of 2 users have fewer than k=3"):
+        r = causal_ranking_metrics(toy, toy, k=3, full=False)
+    assert 'CDCG' not in r.index
+    assert r['CP@3'] == pytest.approx((.4/3 + .2)/2)                         # user 2: mean over its 2 items
+    # excluding user 1's top item promotes item 11 (tau -.1) to rank 1
+    r = causal_ranking_metrics(toy, toy, k=1, exclude=pd.DataFrame(dict(user_id=[1], item_id=[10])))
+    assert r['CP@1'] == pytest.approx((-.1 + .4)/2)
+    assert r['CDCG'] == pytest.approx(((-.1 + .2/np.log2(3)) + .4)/2)
+
+
+def test_causal_ranking_metrics_ties_and_agreement_with_true_uplift():
+    s = scores_frame(n_users=30, n_items=12, seed=1)
+    s['score'] = np.round(s.score, 1)                                         # many ties
+    eff = s[['user_id', 'item_id']].assign(tau=np.random.default_rng(2).normal(size=len(s)))
+    a = causal_ranking_metrics(s, eff, k=5, seed=7); b = causal_ranking_metrics(s, eff, k=5, seed=7)
+    assert a.equals(b)
+    tu = true_uplift_at_k(s, eff, k=5, seed=7)
+    assert 5*a['CP@5'] == pytest.approx(tu['model'])                         # same ranking as top_k
+    oracle = causal_ranking_metrics(eff.assign(score=eff.tau), eff, k=5)
+    assert 5*oracle['CP@5'] == pytest.approx(tu['oracle'])
+    assert oracle['CDCG'] >= a['CDCG'] and oracle['CDCG@5'] >= a['CDCG@5']   # sorting by tau maximises both
+    # the full-list CDCG is the same for every ranking when all effects are equal
+    flat = eff.assign(tau=.1)
+    assert causal_ranking_metrics(s, flat, k=5)['CDCG'] == pytest.approx(.1*(1/np.log2(np.arange(2, 14))).sum())
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(k=0), "positive integer"), (dict(k=[10, -1]), "positive integer"), (dict(k=True), "positive integer"),
+    (dict(effects=_crm_toy().iloc[:3]), "2 scored pairs have no true effect"),
+    (dict(effects=_crm_toy().drop(columns='tau')), "lacks column(s) ['tau']"),
+    (dict(scores=_crm_toy().assign(score=[1., np.nan, 2., 3., 4.])), "1 NaN/inf values"),
+    (dict(scores=pd.concat([_crm_toy(), _crm_toy().head(1)])), "1 duplicated (user_id, item_id) pairs"),
+    (dict(exclude=_crm_toy()[['user_id', 'item_id']]), "no candidate pairs are left"),
+])
+def test_causal_ranking_metrics_bad_input(kw, match):
+    args = dict(scores=_crm_toy(), effects=_crm_toy()); args.update(kw)
+    with pytest.raises(EvaluationInputError, match=re.escape(match)):
+        causal_ranking_metrics(**args)

@@ -59,6 +59,10 @@ def test_every_setting_is_documented():
     ({"evaluate": {"k": 50}}, "evaluate.k (50) must be <= rank.k"),
     ({"device": "gpu"}, "setting device must be"),
     ({"train": {"encoder": None}}, "setting train.encoder must not be empty"),
+    ({"train": {"inputs": "tabular"}}, "train.inputs must be one of"),
+    ({"train": {"cross_fit_folds": 1}}, "train.cross_fit_folds must be 0 (no cross-fitting) or >= 2"),
+    ({"train": {"cross_fit_encoder_steps": -1}}, "train.cross_fit_encoder_steps must be >= 0"),
+    ({"evaluate": {"baselines": ["dlce", "magic"]}}, "evaluate.baselines has unknown method(s) ['magic']"),
 ])
 def test_bad_settings_name_the_setting(bad, needle):
     with pytest.raises(ConfigError) as e: PipelineConfig.from_dict(bad)
@@ -97,7 +101,8 @@ def test_output_folder(quick):
     must = ["config.yaml", "manifest.json", "report.html", "data/pairs.csv.gz", "data/split.csv", "estimate/effects.csv",
             "estimate/effects_by_segment.csv", "estimate/balance.csv", "estimate/love.png", "estimate/overlap.png",
             "train/model/causal_bert.json", "train/history.csv", "train/training.png", "train/predictions.csv.gz",
-            "train/effects.csv", "recommend/recommendations.csv", "evaluate/metrics.json", "evaluate/uplift.png"]
+            "train/effects.csv", "recommend/recommendations.csv", "evaluate/metrics.json", "evaluate/uplift.png",
+            "evaluate/ranking_comparison.csv", "evaluate/ranking_comparison.png"]
     if "discover" in STAGES and "discover" in set(res.stages.stage):
         must += ["discover/graph.json", "discover/graph.png"]
     missing = [m for m in must if not (out / m).exists()]
@@ -191,3 +196,40 @@ def test_any_recdata_runs_through_estimate(tmp_path):
     assert s["truth"] is None and s["n_pairs"] == 450
     eff = pd.read_csv(tmp_path / "r" / "estimate" / "effects.csv")
     assert set(eff.method) == {"matching", "IPW", "AIPW"} and eff.se.gt(0).all()
+
+
+def test_causalbert_reads_the_adjustment_set_and_effects_are_cross_fitted(quick):
+    out, _ = quick
+    tr = json.loads((out / "train" / "summary.json").read_text())
+    disc = json.loads((out / "discover" / "summary.json").read_text())
+    assert tr["inputs"] == "both" and tr["covariates"] == (disc["adjustment_set"] or tr["covariates"])
+    assert tr["covariates_source"].startswith("adjustment set") == bool(disc["adjustment_set"])
+    assert json.loads((out / "train" / "model" / "causal_bert.json").read_text())["covariates"] == tr["covariates"]
+    assert tr["effects_from"] == "cross-fitted over 5 folds of users"
+    eff = pd.read_csv(out / "train" / "effects.csv")
+    assert set(eff.estimand) == {"ATE", "ATT"} and (eff.ci_low < eff.estimate).all() and (eff.estimate < eff.ci_high).all()
+
+
+def test_ranking_comparison_and_ab_power(quick):
+    out, res = quick
+    comp = pd.read_csv(out / "evaluate" / "ranking_comparison.csv")
+    assert set(PipelineConfig.quick().evaluate.baselines) | {"CausalBert uplift (tau)", "CausalBert click head (Q1)", "oracle (true tau)", "random"} == set(comp.method)
+    assert comp.normalised_gain.is_monotonic_decreasing and comp.set_index("method").normalised_gain["oracle (true tau)"] == 1.0
+    g = res.metrics["normalised_gain"]
+    assert g["CausalBert uplift (tau)"] > 0.5 and g["logistic_t"] > 0.5     # both read the confounders; random is 0
+    ab = res.metrics["ab_test_uplift_vs_click_ranking"]
+    assert 0 < ab["power"] < 0.5 and ab["users_for_80pct_power"] > ab["n_a"] + ab["n_b"]   # 10 held-out users cannot show the lift
+    html = (out / "report.html").read_text()
+    assert "Ranking comparison on the held-out users" in html and "first 40 of" not in html
+
+
+def test_sato_world_source_runs_end_to_end(tmp_path):
+    "data.source selects the world: the Sato et al. world logs every catalogue pair, and the truth reaches the evaluation."
+    cfg = PipelineConfig.quick(data={"source": "movielens-sato", "n_users": 12}, train={"cross_fit_folds": 2},
+                               evaluate={"baselines": ["logistic_t", "cubn"]})
+    res = run_pipeline(out=tmp_path / "sato", config=cfg, progress=False)
+    ds = json.loads((tmp_path / "sato" / "data" / "summary.json").read_text())
+    assert ds["n_users"] == 12 and ds["n_pairs"] == 12 * ds["n_items"] and ds["n_items"] > 1600 and ds["truth"]["ate"] > 0
+    comp = pd.read_csv(tmp_path / "sato" / "evaluate" / "ranking_comparison.csv")
+    assert {"logistic_t", "cubn", "CausalBert uplift (tau)"} <= set(comp.method)
+    assert res.metrics["n_test_users"] == 3 and np.isfinite(comp.normalised_gain).all()

@@ -95,3 +95,36 @@ def test_rank_user_chunks_do_not_change_lists(setup):
     m, pairs, ut, it = setup
     a = rank(m, ut, it, k=4, progress=False).to_frame(); b = rank(m, ut, it, k=4, user_chunk=2, progress=False).to_frame()
     assert a.item_id.tolist() == b.item_id.tolist() and np.allclose(a.score, b.score, atol=1e-6)
+
+
+@pytest.fixture(scope='module')
+def xsetup():
+    "A model whose heads read text and two covariates: one of the user, one of the (user, item) pair."
+    pairs, ut, it, tau = toy_world(n_users=15, n_items=25, seed=2)
+    feats = lambda p: pd.DataFrame({'u_feat': (p.user_id.to_numpy() % 3).astype(float),
+                                    'pair_feat': np.cos(p.user_id.to_numpy() * 7.0 + p.item_id.to_numpy())})
+    pairs = pd.concat([pairs, feats(pairs)], axis=1)
+    m = CausalBert.tiny(seed=0, covariates=['u_feat', 'pair_feat'])
+    fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=3, select='loss', progress=False)
+    with torch.no_grad():   # move the zero-initialized deep part so that text, covariates and their interplay all count
+        for p in m.heads.parameters(): p.add_(0.05*torch.randn_like(p))
+    return m, pairs, ut, it, feats
+
+def test_covariate_model_grid_equals_pairwise(xsetup):
+    m, pairs, ut, it, feats = xsetup
+    grid = rank(m, ut, it, k=6, features=feats, progress=False, user_chunk=4).to_frame()
+    full = pd.DataFrame([(u, i) for u in ut.index for i in it.index], columns=['user_id', 'item_id'])
+    p = predict(m, pd.concat([full, feats(full)], axis=1), ut, it)
+    best = p.sort_values(['user_id', 'tau', 'item_id'], ascending=[True, False, True]).groupby('user_id').head(6)
+    assert np.allclose(np.sort(grid.tau.to_numpy()), np.sort(best.tau.to_numpy()), atol=1e-5)
+    cand = rank(m, ut, it, k=6, candidates=full, features=feats, progress=False).to_frame()   # features fill in the columns
+    assert np.allclose(grid.score, cand.score, atol=1e-5)
+
+def test_covariate_model_needs_features(xsetup):
+    m, pairs, ut, it, feats = xsetup
+    with pytest.raises(ValueError, match='needs features='): rank(m, ut, it, k=3, progress=False)
+    with pytest.raises(ValueError, match='missing covariate'): rank(m, ut, it, k=3, candidates=pairs[['user_id', 'item_id']], progress=False)
+    with pytest.raises(ValueError, match="lacks the model's covariate"):
+        rank(m, ut, it, k=3, features=lambda p: feats(p).drop(columns='u_feat'), progress=False)
+    with pytest.raises(ValueError, match='one row per pair'):
+        rank(m, ut, it, k=3, features=lambda p: feats(p).iloc[:1], progress=False)

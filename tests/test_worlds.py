@@ -1,0 +1,236 @@
+"Sato et al. world (truth, parameters, reproducibility, bad input) and cold-start splits for causal_llmrec.worlds."
+import numpy as np, pandas as pd, pytest
+from causal_llmrec.data import RecData, DataError, simulate
+from causal_llmrec import worlds
+from causal_llmrec.worlds import (sato_world, sato_propensity, cold_start_split, fit_rating_mf, fit_watch_mf,
+                                  SatoWorld, ColdStartSplit, SATO_COVARIATES, SPLITS, SLICES)
+
+@pytest.fixture(scope='module')
+def full(movielens):
+    return sato_world(movielens, seed=0)
+
+@pytest.fixture(scope='module')
+def small(movielens, full):          # after `full`: the factorisations come from the cache
+    return sato_world(movielens, n_users=60, seed=0)
+
+# ---- the world ---------------------------------------------------------------------------------------------------
+
+def test_full_world_numbers(full):
+    it, tr = full.data.interactions, full.truth
+    assert (full.n_users, full.n_items, len(it)) == (943, 1682, 1_586_126)
+    assert list(tr.columns) == ['propensity', 'mu0', 'mu1', 'tau', 'y0', 'y1', 'rank']
+    assert tr.mu0.dtype == tr.mu1.dtype == tr.tau.dtype == tr.propensity.dtype == np.float32
+    assert tr.y0.dtype == tr.y1.dtype == np.int8
+    # the published numbers of this notebook (seed 0)
+    assert full.ate == pytest.approx(0.0638, abs=0.003)
+    assert full.att == pytest.approx(-0.0199, abs=0.005)
+    assert full.naive == pytest.approx(0.1648, abs=0.005)
+    assert tr.mu0.mean() == pytest.approx(0.0631, abs=0.001)     # the real watch rate 100,000 / 1,586,126
+    assert full.info['rating_rmse'] < 0.75
+
+def test_truth_is_consistent(full):
+    it, tr = full.data.interactions, full.truth
+    np.testing.assert_allclose(tr.tau, tr.mu1 - tr.mu0, atol=1e-6)
+    assert np.array_equal(it.outcome, np.where(it.exposure == 1, tr.y1, tr.y0))
+    assert np.array_equal(it.propensity, tr.propensity)
+    # mean number of recommendations per user: expected exactly num_rec, drawn close to it
+    np.testing.assert_allclose(full.matrix('propensity').sum(1), 100, atol=0.01)
+    assert abs(full.recs_per_user - 100) < 1
+    # capped, and the top rank of every user always recommended
+    assert tr.propensity.min() >= np.float32(1e-6) and tr.propensity.max() <= np.float32(1 - 1e-6)
+    assert (full.matrix('propensity')[full.matrix('rank') == 1] > 0.99).all()
+    # the rank is a permutation per user
+    assert (np.sort(full.matrix('rank'), 1) == np.arange(1, 1683)).all()
+    # the logging favours what users watch anyway
+    assert full.att < 0 < full.ate < full.naive
+
+def test_mu_follow_the_formulas(movielens):
+    a = sato_world(movielens, n_users=30, seed=0)
+    b = sato_world(movielens, n_users=30, seed=0, offset=4.0, steepness=2.0, outcome_power=2.0)
+    logit = lambda p: np.log(p/(1 - p))
+    # mu1 = sigmoid(s (r - eps)):  logit_b = 2 (r - 4) = 2 (logit_a + 5 - 4)
+    np.testing.assert_allclose(logit(b.truth.mu1.astype(float)), 2*(logit(a.truth.mu1.astype(float)) + 1), atol=2e-3)
+    np.testing.assert_allclose(b.truth.mu0, a.truth.mu0.astype(float)**2, rtol=1e-4, atol=1e-7)
+
+def test_small_world_is_rows_of_the_full_world(full, small):
+    rows = np.flatnonzero(full.data.interactions.user_id.isin(small.data.users.index).to_numpy())
+    assert len(rows) == 60*1682
+    for c in ('propensity', 'mu0', 'mu1', 'tau', 'rank'):
+        assert np.array_equal(small.truth[c].to_numpy(), full.truth[c].to_numpy()[rows])
+    assert set(small.data.history.user_id) <= set(small.data.users.index)
+
+def test_reproducible_with_a_seed(movielens):
+    worlds._MF_CACHE.clear()
+    a = sato_world(movielens, n_users=40, seed=1)
+    worlds._MF_CACHE.clear()
+    b = sato_world(movielens, n_users=40, seed=1)
+    pd.testing.assert_frame_equal(a.truth, b.truth)
+    pd.testing.assert_frame_equal(a.data.interactions, b.data.interactions)
+    c = sato_world(movielens, n_users=40, seed=2)
+    assert not c.data.users.index.equals(a.data.users.index)
+    # redraw: same probabilities, new draws; own seed reproduces
+    r = a.redraw(7)
+    assert np.array_equal(r.truth.mu0, a.truth.mu0) and r.params['seed'] == 7
+    assert not np.array_equal(r.data.interactions.exposure, a.data.interactions.exposure)
+    pd.testing.assert_frame_equal(a.redraw(1).data.interactions, a.data.interactions)
+
+def test_draws_match_probabilities(full):
+    tr = full.truth
+    assert abs(tr.y1.mean() - tr.mu1.mean()) < 2e-3 and abs(tr.y0.mean() - tr.mu0.mean()) < 2e-3
+    assert abs(full.data.interactions.exposure.mean() - tr.propensity.mean()) < 1e-3
+
+def test_shared_noise(movielens, full):
+    w = sato_world(movielens, n_users=40, seed=0, shared_noise=True)
+    tr = w.truth
+    assert ((tr.y1 >= tr.y0) | (tr.tau < 0)).all() and ((tr.y1 <= tr.y0) | (tr.tau > 0)).all()
+
+def test_parameter_effects(movielens, full):
+    kw = dict(n_users=200, seed=0)
+    base = sato_world(movielens, **kw)
+    hi_off, lo_off = sato_world(movielens, offset=6.0, **kw), sato_world(movielens, offset=4.0, **kw)
+    assert lo_off.ate > base.ate > hi_off.ate
+    assert sato_world(movielens, outcome_power=2.0, **kw).ate > base.ate
+    bias = {b: (lambda w: w.naive - w.ate)(sato_world(movielens, propensity_power=b, **kw)) for b in (0.5, 1.0, 2.0)}
+    assert bias[2.0] > bias[1.0] > bias[0.5] > 0.03
+    uni = sato_world(movielens, propensity_mode='uniform', **kw)
+    assert np.allclose(uni.truth.propensity, 100/1682) and abs(uni.naive - uni.ate) < 0.01
+    lr = sato_world(movielens, propensity_mode='logrank', **kw)
+    assert 0.5 < lr.truth.propensity.max() < 0.6 and 0 < lr.naive - lr.ate < bias[1.0]
+    few = sato_world(movielens, num_rec=20, **kw)
+    np.testing.assert_allclose(few.matrix('propensity').sum(1), 20, atol=0.01)
+    cap = sato_world(movielens, capping=0.05, **kw)
+    assert cap.truth.propensity.min() == np.float32(0.05) and cap.truth.propensity.max() == np.float32(0.95)
+
+def test_frame_and_repr(small):
+    f = small.frame()
+    assert list(f.columns) == ['user_id', 'item_id'] + SATO_COVARIATES + ['exposure', 'outcome'] and len(f) == len(small.data)
+    assert f.user_female.isin([0, 1]).all() and f.item_year.between(1900, 2000).all()
+    r = repr(small)
+    assert r.startswith("SatoWorld(offset=5.0") and '100,920 pairs = 60 users x 1682 items' in r and 'naive difference' in r
+    with pytest.raises(KeyError, match="no column 'nope'"): small.matrix('nope')
+
+def test_texts_reveal_history(small):
+    from causal_llmrec.text import texts
+    ut, it = texts(small.data, n_history=3, max_tokens=None)
+    assert ut.index.equals(small.data.users.index) and 'watched' in ut.iloc[0] and len(it) == 1682
+
+BAD = [
+    (dict(num_rec=0), ValueError, 'num_rec must be in (0, 1682)'),
+    (dict(num_rec=1682), ValueError, 'num_rec must be in (0, 1682)'),
+    (dict(propensity_mode='topk'), ValueError, "propensity_mode must be one of ('rank', 'logrank', 'uniform')"),
+    (dict(propensity_power=-1), ValueError, 'propensity_power must be a finite number >= 0'),
+    (dict(capping=0.5), ValueError, 'capping must be in [0, 0.5)'),
+    (dict(steepness=0), ValueError, 'steepness must be > 0'),
+    (dict(outcome_power=-2), ValueError, 'outcome_power must be > 0'),
+    (dict(offset=np.nan), ValueError, 'offset must be a finite number'),
+    (dict(n_users=0), ValueError, 'n_users must be an integer in [1, 943]'),
+    (dict(n_users=2.5), ValueError, 'n_users must be an integer'),
+    (dict(seed=-3), ValueError, 'seed must be a non-negative integer'),
+    (dict(rating_factors=0), ValueError, 'factors must be an integer >= 1'),
+]
+
+@pytest.mark.parametrize('kw,exc,msg', BAD, ids=[str(b[0]) for b in BAD])
+def test_bad_settings(movielens, kw, exc, msg):
+    with pytest.raises(exc) as e: sato_world(movielens, **kw)
+    assert msg in str(e.value)
+
+def test_bad_base(movielens):
+    m = movielens
+    with pytest.raises(DataError, match='needs base.history'): sato_world(RecData(m.users, m.items, m.interactions))
+    with pytest.raises(DataError, match="needs ratings in base.history: a numeric 'outcome' or 'rating'"):
+        sato_world(RecData(m.users, m.items, m.interactions, history=m.history[['user_id', 'item_id']]))
+    with pytest.raises(TypeError, match='base must be a RecData'): sato_world(m.interactions)
+
+# ---- building blocks ---------------------------------------------------------------------------------------------
+
+def test_sato_propensity_curves():
+    S = np.array([[0.1, 0.9, 0.5, 0.3], [0.4, 0.2, 0.8, 0.6]])
+    e, rank = sato_propensity(S, mode='rank', power=1.0, num_rec=2, capping=0)
+    assert rank.tolist() == [[4, 1, 2, 3], [3, 4, 1, 2]]
+    # sum_k min(1, a/k) = 2 over k=1..4: a + a/2 + a/3 + a/4 = 2 -> a = 24/25 (< 1, no capping at 1)
+    np.testing.assert_allclose(e[0, [1, 2, 3, 0]], np.array([1, 1/2, 1/3, 1/4])*24/25, rtol=1e-5)
+    u, _ = sato_propensity(S, mode='uniform', num_rec=1)
+    np.testing.assert_allclose(u, 0.25)
+    z, _ = sato_propensity(S, mode='rank', power=0.0, num_rec=1)   # b = 0 is uniform
+    np.testing.assert_allclose(z, 0.25)
+    lg, _ = sato_propensity(S, mode='logrank', power=1.0, num_rec=2, capping=0)
+    f = 1/np.log2(np.arange(2, 6)); np.testing.assert_allclose(np.sort(lg[0])[::-1], f*2/f.sum(), rtol=1e-5)
+    with pytest.raises(ValueError, match='score must be a users x items matrix'): sato_propensity(np.ones(4))
+
+def test_mf_fits_recover_structure():
+    rng = np.random.default_rng(0)
+    full = rng.normal(1, .4, (50, 2)) @ rng.normal(1, .4, (70, 2)).T
+    obs = rng.random(full.shape) < .35
+    u, i = np.nonzero(obs)
+    P, Q = fit_rating_mf(u, i, full[obs], 50, 70, factors=2, l2=1e-3, n_iter=30)
+    assert np.abs(P @ Q.T - full)[~obs].mean() < 0.05
+    W = (rng.random(full.shape) < 1/(1 + np.exp(-3*(full - 2.5)))).astype(float)
+    Wh = fit_watch_mf(W, factors=2, n_iter=200, seed=1)
+    assert Wh.dtype == np.float32 and Wh[W == 1].mean() - Wh[W == 0].mean() > 0.3
+    np.testing.assert_array_equal(Wh, fit_watch_mf(W, factors=2, n_iter=200, seed=1))
+    with pytest.raises(ValueError, match='both watched'): fit_watch_mf(np.ones((3, 4)))
+
+# ---- cold-start splits -------------------------------------------------------------------------------------------
+
+def _check_split(sp:ColdStartSplit, src:pd.DataFrame):
+    P = sp.pairs
+    assert len(P) == len(src) and P.split.notna().all()
+    assert np.array_equal(P.user_id, src.user_id) and np.array_equal(P.item_id, src.item_id)
+    parts = [sp.rows(s) for s in SPLITS]
+    assert sum(map(len, parts)) == len(P) and len(np.unique(np.concatenate(parts))) == len(P)   # disjoint, complete
+    tr = P[P.split == 'train']
+    assert not set(sp.cold_users) & set(tr.user_id) and not set(sp.cold_items) & set(tr.item_id)
+    assert (P.cold_user == ~P.user_id.isin(set(tr.user_id))).all()
+    assert (P.cold_item == ~P.item_id.isin(set(tr.item_id))).all()
+    assert not tr.cold_user.any() and not tr.cold_item.any()
+    sl = np.select([P.cold_user & P.cold_item, P.cold_user, P.cold_item], ['cold both', 'cold user', 'cold item'], 'warm')
+    assert (P.slice.astype(str).to_numpy() == sl).all()
+
+def test_cold_start_split_on_sato_world(small):
+    sp = cold_start_split(small, seed=0)
+    _check_split(sp, small.data.interactions)
+    assert len(sp.cold_users) == 12 and len(sp.cold_items) == round(0.2*1682)
+    s = sp.summary()
+    assert list(s.index) == list(SPLITS) and list(s.columns) == list(SLICES) and s.values.sum() == len(small.data)
+    assert (s.loc['train', ['cold user', 'cold item', 'cold both']] == 0).all() and (s.loc['test'] > 0).all()
+    warm = sp.pairs[~(sp.pairs.user_id.isin(sp.cold_users) | sp.pairs.item_id.isin(sp.cold_items))]
+    assert abs((warm.split == 'val').mean() - 0.1) < 0.01 and abs((warm.split == 'test').mean() - 0.2) < 0.01
+    # positions index the truth
+    te = sp.rows('test', 'cold')
+    assert (sp.pairs.slice.to_numpy()[te] != 'warm').all() and len(small.truth.tau.to_numpy()[te]) == len(te)
+    assert 'ColdStartSplit(item_frac=0.2' in repr(sp) and 'held out of training' in repr(sp)
+
+def test_cold_start_split_on_simworld_recdata_and_frame():
+    sim = simulate(n_users=200, seed=0)
+    a = cold_start_split(sim, item_frac=0.1, user_frac=0.15, seed=3)
+    b = cold_start_split(sim.data, item_frac=0.1, user_frac=0.15, seed=3)
+    c = cold_start_split(sim.data.interactions[['user_id', 'item_id']], item_frac=0.1, user_frac=0.15, seed=3)
+    _check_split(a, sim.data.interactions)
+    assert a.pairs.equals(b.pairs) and a.pairs.equals(c.pairs) and len(a.cold_users) == 30
+    t = a.test
+    assert {'exposure', 'outcome', 'propensity', 'affinity', 'cold_user', 'cold_item', 'slice'} <= set(t.columns)
+    assert len(a.train) + len(a.val) + len(t) == len(sim.data)
+    assert not cold_start_split(sim, seed=4).pairs.equals(cold_start_split(sim, seed=3).pairs)
+
+def test_cold_start_split_without_held_out_entities(small):
+    sp = cold_start_split(small, item_frac=0, user_frac=0, val_frac=0, test_frac=0.25, seed=1)
+    assert len(sp.cold_users) == len(sp.cold_items) == 0 and (sp.pairs.slice == 'warm').all()
+    assert abs((sp.pairs.split == 'test').mean() - 0.25) < 0.01 and (sp.pairs.split != 'val').all()
+
+@pytest.mark.parametrize('kw,exc,msg', [
+    (dict(item_frac=1.0), ValueError, 'item_frac must be a fraction in [0, 1)'),
+    (dict(user_frac=-0.1), ValueError, 'user_frac must be a fraction in [0, 1)'),
+    (dict(test_frac=0), ValueError, 'test_frac must be > 0'),
+    (dict(val_frac=0.4, test_frac=0.6), ValueError, 'val_frac + test_frac must be < 1'),
+    (dict(seed=1.5), ValueError, 'seed must be a non-negative integer'),
+])
+def test_cold_start_split_bad_settings(small, kw, exc, msg):
+    with pytest.raises(exc) as e: cold_start_split(small, **kw)
+    assert msg in str(e.value)
+
+def test_cold_start_split_bad_input(small):
+    with pytest.raises(TypeError, match='takes a SatoWorld, a SimWorld, a RecData or a DataFrame'): cold_start_split({'a': 1})
+    with pytest.raises(DataError, match=r"lack column\(s\) \['item_id'\]"): cold_start_split(pd.DataFrame({'user_id': [1]}))
+    with pytest.raises(DataError, match='no pairs to split'): cold_start_split(pd.DataFrame({'user_id': [], 'item_id': []}))
+    sp = cold_start_split(small)
+    with pytest.raises(ValueError, match='slice must be one of'): sp.rows('test', 'lukewarm')
