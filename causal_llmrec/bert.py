@@ -885,7 +885,7 @@ def fit(model:CausalBert, # the model to train (changed in place)
             if not _one_se_better(_val_per_pair(model, data, val_pos, dev, cfg, cache, phi), start_pp):
                 model.heads.load_state_dict(start_state); reverted = True
         h = model.heads
-        if reverted and all(float(p.abs().sum()) == 0 for m in (h.g, h.q0[-1], h.q1[-1]) for p in m.parameters()):
+        if reverted and not any(p.detach().any() for m in (h.g, h.q0[-1], h.q1[-1]) for p in m.parameters()):
             # the heads are the logistic fits alone: now that the choice is made, refit them on every training pair
             _init_linear(model, data, np.sort(np.concatenate([tr_pos, val_pos])))
         c = model._text_cache()   # the final encoder's embeddings: predict/rank reuse them

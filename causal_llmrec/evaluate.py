@@ -84,6 +84,19 @@ def auc(labels, # 0/1 relevance of each scored pair
     return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 # %% ../nbs/06_evaluate.ipynb #12428132
+def _ranked(scores:pd.DataFrame, exclude:pd.DataFrame|None, seed:int)->pd.DataFrame:
+    "Every scored pair with its rank within its user (1 = top), ordered as `top_k` orders them (same seed, same ties)."
+    df = scores[['user_id', 'item_id', 'score']]
+    if exclude is not None:
+        _need_cols(exclude, ['user_id', 'item_id'], 'exclude')
+        key = pd.MultiIndex.from_frame(exclude[['user_id', 'item_id']])
+        df = df[~pd.MultiIndex.from_frame(df[['user_id', 'item_id']]).isin(key)]
+    rng = np.random.default_rng(seed)
+    df = df.assign(_tie=rng.random(len(df))).sort_values(['user_id', 'score', '_tie'], ascending=[True, False, False])
+    df = df.drop(columns='_tie').reset_index(drop=True)
+    df['rank'] = df.groupby('user_id', sort=False).cumcount() + 1
+    return df
+
 def top_k(scores:pd.DataFrame, # columns user_id, item_id, score (higher is better)
           k:int=10, # list length
           exclude:pd.DataFrame|None=None, # (user_id, item_id) pairs never to recommend, e.g. the training interactions
@@ -95,15 +108,8 @@ def top_k(scores:pd.DataFrame, # columns user_id, item_id, score (higher is bett
     n_items = scores.item_id.nunique() if n_items is None else n_items
     if not isinstance(k, (int, np.integer)) or k < 1: raise EvaluationInputError(f"`k` must be a positive integer, got {k!r}.")
     if k > n_items: raise EvaluationInputError(f"`k`={k} is larger than the item set ({n_items} items); use k <= {n_items}.")
-    df = scores[['user_id', 'item_id', 'score']]
-    if exclude is not None:
-        _need_cols(exclude, ['user_id', 'item_id'], 'exclude')
-        key = pd.MultiIndex.from_frame(exclude[['user_id', 'item_id']])
-        df = df[~pd.MultiIndex.from_frame(df[['user_id', 'item_id']]).isin(key)]
-    rng = np.random.default_rng(seed)
-    df = df.assign(_tie=rng.random(len(df))).sort_values(['user_id', 'score', '_tie'], ascending=[True, False, False])
-    df = df.groupby('user_id', sort=False).head(k).drop(columns='_tie')
-    df['rank'] = df.groupby('user_id', sort=False).cumcount() + 1
+    df = _ranked(scores, exclude, seed)
+    df = df[df['rank'] <= k]
     short = df.groupby('user_id').size()
     if (short < k).any():
         warnings.warn(f"{int((short < k).sum())} users have fewer than k={k} candidate items after exclusion; "
@@ -543,19 +549,6 @@ def true_uplift_at_k(scores:pd.DataFrame, # user_id, item_id, score
     return out
 
 # %% ../nbs/06_evaluate.ipynb #30adfc6e
-def _ranked(scores:pd.DataFrame, exclude:pd.DataFrame|None, seed:int)->pd.DataFrame:
-    "Every scored pair with its rank within its user (1 = top), ordered as `top_k` orders them (same seed, same ties)."
-    df = scores[['user_id', 'item_id', 'score']]
-    if exclude is not None:
-        _need_cols(exclude, ['user_id', 'item_id'], 'exclude')
-        key = pd.MultiIndex.from_frame(exclude[['user_id', 'item_id']])
-        df = df[~pd.MultiIndex.from_frame(df[['user_id', 'item_id']]).isin(key)]
-    rng = np.random.default_rng(seed)
-    df = df.assign(_tie=rng.random(len(df))).sort_values(['user_id', 'score', '_tie'], ascending=[True, False, False])
-    df = df.drop(columns='_tie').reset_index(drop=True)
-    df['rank'] = df.groupby('user_id', sort=False).cumcount() + 1
-    return df
-
 def causal_ranking_metrics(scores:pd.DataFrame, # user_id, item_id, score (higher = recommend first); one row per candidate pair
                            effects:pd.DataFrame, # user_id, item_id, tau: the true effect of recommending the item
                            k:int|Sequence[int]=(10, 100), # cut-off(s) of CP@k and CDCG@k
