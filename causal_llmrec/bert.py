@@ -523,7 +523,7 @@ class TrainConfig:
 # %% ../nbs/04_bert.ipynb #46901d1c
 @dataclass
 class TrainResult:
-    "What a training run did: strategy, steps, timings, throughput and the loss history."
+    "What a training run did: strategy, steps, timings, throughput and the loss history (`best_val_loss`: the best selection criterion)."
     strategy:str; device:str; precision:str; world_size:int
     n_train:int; n_val:int; encoder_steps:int; head_steps:int; epochs_run:int
     best_val_loss:float; stopped_early:bool
@@ -770,10 +770,12 @@ def fit(model:CausalBert, # the model to train (changed in place)
     enc_steps = head_steps = epochs_run = 0; stopped = False; reverted = False
     best = state.get('best', float('inf')); best_state = None; bad = state.get('bad', 0)
 
-    def end_epoch(phase, ep, step, train_loss, vl, part, opt, sched)->bool:
-        "After an epoch of either phase: record it, keep the best state of `part`, write checkpoints; True: stop early."
+    def end_epoch(phase, ep, step, train_loss, vl, part, opt, sched, record=None)->bool:
+        "After an epoch of either phase: record it, keep the best state of `part` by `vl`, write checkpoints; True: stop early."
         nonlocal best, bad, best_state
-        hist.append(dict(phase=phase, epoch=ep+1, step=step, train_loss=train_loss, val_loss=vl))
+        row = dict(phase=phase, epoch=ep+1, step=step, train_loss=train_loss, val_loss=vl if record is None else record)
+        if record is not None: row['val_criterion'] = vl      # the selection criterion, when it is not the validation loss
+        hist.append(row)
         if vl < best - 1e-6: best, bad = vl, 0; best_state = copy.deepcopy(part.state_dict())
         else: bad += 1
         if cfg.checkpoint_dir and rank == 0:
@@ -877,8 +879,9 @@ def fit(model:CausalBert, # the model to train (changed in place)
             head_time += time.perf_counter()-t1
             epochs_run += 1
             vl = _val_loss(model, data, val_pos, dev, prec, cfg, cache=cache, phi=phi)
+            rec = _val_loss(model, data, val_pos, dev, prec, cfg, cache=cache) if phi is not None else None
             bar.set_postfix(val=f'{vl:.4f}')
-            if end_epoch('heads', ep, head_steps, loss, vl, model.heads, opt, sched): stopped = True; break
+            if end_epoch('heads', ep, head_steps, loss, vl, model.heads, opt, sched, rec): stopped = True; break
         if best_state is not None and n_val: model.heads.load_state_dict(best_state)
         if start_state is not None and best_state is not start_state:
             # one-standard-error rule: keep what the deep part learned only if it beats the start clearly
