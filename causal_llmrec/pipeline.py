@@ -999,18 +999,19 @@ def stage_evaluate(ctx):
 
 # %% ../nbs/07_pipeline.ipynb #d2cc9e7a
 def effects_table(out, # a run folder
-                 )->pd.DataFrame: # source, estimand, method, estimate, se, ci_low, ci_high, truth
-    "Every effect estimate of a run (matching, IPW, AIPW, CausalBert) with its CI, next to the truth when it is known."
+                 )->pd.DataFrame: # source, estimand, method, estimate, se, ci_low, ci_high, truth, covers_truth
+    "Every effect estimate of a run (matching, IPW, AIPW, CausalBert) with its CI, next to the truth and whether the CI covers it, when the truth is known."
     out = Path(out)
     parts = []
     for stage_, src in (('estimate', 'matching/weighting'), ('train', 'CausalBert')):
         p = out/stage_/'effects.csv'
         if p.exists(): parts.append(pd.read_csv(p).assign(source=src))
-    if not parts: return pd.DataFrame(columns=['source', 'estimand', 'method', 'estimate', 'se', 'ci_low', 'ci_high', 'truth'])
+    if not parts: return pd.DataFrame(columns=['source', 'estimand', 'method', 'estimate', 'se', 'ci_low', 'ci_high', 'truth', 'covers_truth'])
     t = pd.concat(parts, ignore_index=True)
     truth = (json.loads((out/'data'/'summary.json').read_text()).get('truth') or {}) if (out/'data'/'summary.json').exists() else {}
     t['truth'] = t.estimand.str.lower().map(truth)
-    cols = ['source', 'estimand', 'method', 'estimate', 'se', 'ci_low', 'ci_high', 'truth']
+    t['covers_truth'] = [('yes' if lo <= v <= hi else 'no') if pd.notna(v) else '' for lo, hi, v in zip(t.ci_low, t.ci_high, t.truth)]
+    cols = ['source', 'estimand', 'method', 'estimate', 'se', 'ci_low', 'ci_high', 'truth', 'covers_truth']
     return t[[c for c in cols if c in t.columns] + [c for c in t.columns if c not in cols]]
 
 def plot_effects(table:pd.DataFrame, # `effects_table`
@@ -1094,7 +1095,7 @@ def build_report(out, # a run folder
     eff = effects_table(out)
     ep = Path(effects_png) if effects_png else out/'report'/'effects.png'
     body = _img(ep, 'effect estimates', 'Each estimate with its 95% confidence interval; the red mark is the true effect of the simulated world.') if ep.exists() else ''
-    sec.append(('effects', 'Effect estimates', body + _tbl(eff[[c for c in ('source', 'estimand', 'method', 'estimate', 'se', 'ci_low', 'ci_high', 'truth') if c in eff]])))
+    sec.append(('effects', 'Effect estimates', body + _tbl(eff[[c for c in ('source', 'estimand', 'method', 'estimate', 'se', 'ci_low', 'ci_high', 'truth', 'covers_truth') if c in eff]])))
     tr = _read(out, 'train', 'summary.json', 'json')
     if tr:
         t = tr.get('train', {})

@@ -122,6 +122,8 @@ def test_estimates_against_truth(quick):
     assert met["n_test_users"] == 10 and met["true_uplift_at_k_uplift_ranking"]["oracle"] > met["true_uplift_at_k_uplift_ranking"]["random"]
     naive = json.loads((out / "data" / "summary.json").read_text())["truth"]["naive"]
     assert abs(m.estimate - m.truth) < abs(naive - m.truth)  # matching removes most of the confounding bias
+    assert set(tab.covers_truth) <= {"yes", "no"}
+    assert (tab.covers_truth == "yes").tolist() == [lo <= v <= hi for lo, hi, v in zip(tab.ci_low, tab.ci_high, tab.truth)]
 
 
 def test_recommendations_have_explanations(quick):
