@@ -542,7 +542,8 @@ def true_uplift_at_k(scores:pd.DataFrame, # user_id, item_id, score
     users = recs.user_id.unique(); eff = eff[eff.user_id.isin(users)]
     model = m.groupby('user_id').tau.sum()
     oracle = eff.sort_values('tau', ascending=False).groupby('user_id').head(k).groupby('user_id').tau.sum()
-    rand = eff.groupby('user_id').tau.mean() * k
+    g = eff.groupby('user_id').tau
+    rand = g.mean() * np.minimum(g.size(), k)     # a random list of min(k, candidates) items
     out = pd.Series(dict(model=model.mean(), oracle=oracle.mean(), random=rand.mean()))
     out['share_of_oracle'] = (out.model - out.random) / (out.oracle - out.random) if out.oracle != out.random else np.nan
     out.name = f'true uplift@{k} per user'

@@ -44,6 +44,7 @@ class DataSettings:
     exposure_rate:float=0.3     # mean propensity of exposure
     base_rate:float=0.15        # mean click probability without exposure
     test_frac:float=0.25        # share of users held out of training: recommendations are evaluated on them
+    cold_item_frac:float=0.2    # share of items held out of every model's training: evaluation reports them as the cold-item slice (0: none)
 
 @dataclass
 class DiscoverSettings:
@@ -188,6 +189,7 @@ def _validate(cfg):
     d = cfg.data
     if d.n_users is not None and d.n_users < 10: raise ConfigError(f"setting data.n_users must be >= 10 (or null for all), got {d.n_users}")
     if not 0 < d.test_frac < 1: raise ConfigError(f"setting data.test_frac must be in (0, 1), got {d.test_frac}")
+    if not 0 <= d.cold_item_frac < 1: raise ConfigError(f"setting data.cold_item_frac must be in [0, 1), got {d.cold_item_frac}")
     for sec, name in (('data', 'n_candidates'), ('rank', 'k'), ('evaluate', 'k'), ('estimate', 'n_neighbors'),
                       ('train', 'max_length'), ('train', 'batch_size'), ('discover', 'max_rows')):
         v = getattr(getattr(cfg, sec), name)
@@ -630,18 +632,27 @@ def stage_data(ctx):
     n_test = max(1, int(round(s.test_frac*len(users))))
     test = set(rng.choice(users, n_test, replace=False).tolist())
     split = pd.DataFrame({USER: users, 'split': ['test' if u in test else 'train' for u in users]})
+    items = np.array(sorted(data.items.index))
+    n_cold = int(round(s.cold_item_frac*len(items)))
+    cold = set(rng.choice(items, n_cold, replace=False).tolist()) if n_cold else set()
+    item_split = pd.DataFrame({ITEM: items, 'split': ['cold' if i in cold else 'train' for i in items]})
     ctx.write_pickle('data.pkl', dict(data=data, frame=frame, truth=truth, covariates=covs))
     out = frame.copy()
     if truth is not None: out = pd.concat([out, truth[[PROPENSITY, 'tau']].add_prefix('true_')], axis=1)
     ctx.write_csv('pairs.csv.gz', out)
     ctx.write_csv('split.csv', split)
+    ctx.write_csv('item_split.csv', item_split)
     summary = dict(name=data.name, n_users=int(data.n_users), n_items=int(data.n_items), n_pairs=int(len(frame)),
                    exposure_rate=float(frame[EXPOSURE].mean()), outcome_mean=float(y.mean()), binary_outcome=bool(binary),
-                   covariates=covs, n_train_users=len(users) - n_test, n_test_users=n_test,
+                   covariates=covs, n_train_users=len(users) - n_test, n_test_users=n_test, n_cold_items=n_cold,
                    truth=params or None, true_graph=true_graph)
     summary['headline'] = (f"{summary['n_pairs']:,} pairs, {summary['n_users']} users, {summary['n_items']} items"
                            + (f"; true ATT {params['att']:+.4f}" if params else ''))
     return summary
+
+def _cold_items(ctx)->list:
+    "Items held out of every model's training (the cold-item slice), from the data stage."
+    t = ctx.read_csv('data', 'item_split.csv'); return t.loc[t.split == 'cold', ITEM].tolist()
 
 # %% ../nbs/07_pipeline.ipynb #41c18648
 def _graph_json(G)->dict:
@@ -785,7 +796,7 @@ def stage_train(ctx):
     train_users = set(split.loc[split.split == 'train', USER])
     cols = [USER, ITEM, EXPOSURE, OUTCOME] + covs
     allp = frame[cols].assign(**{OUTCOME: lambda d: d[OUTCOME].astype(int)})
-    pairs = allp[allp[USER].isin(train_users)]
+    pairs = allp[allp[USER].isin(train_users) & ~allp[ITEM].isin(_cold_items(ctx))]   # cold items stay out of training
     tc = cb.TrainConfig(strategy=s.strategy, epochs=s.epochs, encoder_steps=s.encoder_steps, head_epochs=s.head_epochs,
                         batch_size=s.batch_size, lr=s.lr, head_lr=s.head_lr, val_frac=s.val_frac, device=ctx.cfg.device,
                         seed=seed, progress=ctx.progress)
@@ -882,47 +893,63 @@ def recommend(out, # a run folder whose recommend stage ran
     return rows.sort_values('rank').head(k or kmax).drop(columns=[USER]).reset_index(drop=True)
 
 # %% ../nbs/07_pipeline.ipynb #543e5d2f
-def _ranking_comparison(ctx, d, tt, T, test_users, s, seed, metrics)->pd.DataFrame:
-    "Normalised true uplift@k gain on the held-out users of CausalBert's two rankings and of every configured baseline."
+def _ranking_comparison(ctx, d, tt, T, test_users, s, seed)->pd.DataFrame:
+    "Normalised true uplift@k gain on the held-out users of CausalBert's two rankings and of every configured baseline, per item slice."
     from tqdm.auto import tqdm
     from causal_llmrec import baselines as BL
     from causal_llmrec.evaluate import true_uplift_at_k
-    rows = []
-    for name, key in (('CausalBert uplift (tau)', 'uplift'), ('CausalBert click head (Q1)', 'outcome')):
-        r = metrics[f'true_uplift_at_k_{key}_ranking']
-        rows.append(dict(method=name, kind='uplift' if key == 'uplift' else 'click', uplift_at_k=r['model'], normalised_gain=r['share_of_oracle'], fit_seconds=np.nan))
     fr = d['frame'].reset_index(drop=True); covs = [c for c in d['covariates'] if c in fr.columns]
-    if not set(pd.unique(fr[OUTCOME])) <= {0, 1}:
-        ctx.log('baselines skipped: they need a binary outcome'); return pd.DataFrame(rows)
-    fr = fr.assign(**{OUTCOME: fr[OUTCOME].astype(int)}, tau=tt['tau'].to_numpy())
+    fr = fr.assign(tau=tt['tau'].to_numpy())
     split = ctx.read_csv('data', 'split.csv'); train_users = set(split.loc[split.split == 'train', USER])
-    train_p, test_p = fr[fr[USER].isin(train_users)], fr[fr[USER].isin(test_users)]
-    eff = test_p[[USER, ITEM, 'tau']]
-    for name in tqdm(s.baselines, disable=not ctx.progress, desc='baselines'):
-        cls = BL.BASELINES[name]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                m = cls().fit(train_p, covariates=covs, seed=seed)
-                r = true_uplift_at_k(test_p[[USER, ITEM]].assign(score=m.score(test_p)), eff, k=s.k, seed=seed)
-            rows.append(dict(method=name, kind=cls.score_kind, uplift_at_k=r['model'], normalised_gain=r['share_of_oracle'], fit_seconds=m.fit_seconds_))
-        except (BL.BaselineInputError, ValueError) as e: ctx.log(f"baseline {name} skipped: {e}")
-    r = metrics['true_uplift_at_k_uplift_ranking']
-    rows += [dict(method='oracle (true tau)', kind='truth', uplift_at_k=r['oracle'], normalised_gain=1.0, fit_seconds=np.nan),
-             dict(method='random', kind='truth', uplift_at_k=r['random'], normalised_gain=0.0, fit_seconds=np.nan)]
-    return pd.DataFrame(rows).sort_values('normalised_gain', ascending=False, kind='mergesort').reset_index(drop=True)
+    cold = set(_cold_items(ctx))
+    test_p = fr[fr[USER].isin(test_users)].reset_index(drop=True)
+    S = test_p[[USER, ITEM, 'tau']].merge(T[[USER, ITEM, 'tau_hat', 'q1']], on=[USER, ITEM], how='left')
+    scores = {'CausalBert uplift (tau)': ('uplift', S.tau_hat.to_numpy(), np.nan), 'CausalBert click head (Q1)': ('click', S.q1.to_numpy(), np.nan)}
+    if set(pd.unique(fr[OUTCOME])) <= {0, 1}:
+        fr = fr.assign(**{OUTCOME: fr[OUTCOME].astype(int)})
+        train_p = fr[fr[USER].isin(train_users) & ~fr[ITEM].isin(cold)]
+        for name in tqdm(s.baselines, disable=not ctx.progress, desc='baselines'):
+            cls = BL.BASELINES[name]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore'); m = cls().fit(train_p, covariates=covs, seed=seed)
+                scores[name] = (cls.score_kind, m.score(test_p), m.fit_seconds_)
+            except (BL.BaselineInputError, ValueError) as e: ctx.log(f"baseline {name} skipped: {e}")
+    else: ctx.log('baselines skipped: they need a binary outcome')
+    slices = {'all items': np.ones(len(S), bool)}
+    if cold: slices.update({'warm items': ~S[ITEM].isin(cold).to_numpy(), 'cold items': S[ITEM].isin(cold).to_numpy()})
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # users with fewer than k candidates in a slice get shorter lists
+        n_all = S.groupby(USER).size().median()
+        for sl, mask in slices.items():
+            eff = S.loc[mask, [USER, ITEM, 'tau']]
+            # a slice's list keeps the share k / candidates of the full list (k items of all, fewer of a slice)
+            k = s.k if sl == 'all items' else max(1, int(round(s.k*eff.groupby(USER).size().median()/n_all)))
+            for name, (kind, sc, secs) in scores.items():
+                r = true_uplift_at_k(eff[[USER, ITEM]].assign(score=sc[mask]), eff, k=k, seed=seed)
+                rows.append(dict(method=name, kind=kind, slice=sl, k=k, uplift_at_k=r['model'], normalised_gain=r['share_of_oracle'], fit_seconds=secs))
+            rows += [dict(method='oracle (true tau)', kind='truth', slice=sl, k=k, uplift_at_k=r['oracle'], normalised_gain=1.0, fit_seconds=np.nan),
+                     dict(method='random', kind='truth', slice=sl, k=k, uplift_at_k=r['random'], normalised_gain=0.0, fit_seconds=np.nan)]
+    out = pd.DataFrame(rows)
+    order = out[out.slice == 'all items'].sort_values('normalised_gain', ascending=False, kind='mergesort').method.tolist()
+    out['_o'] = out.method.map({m: i for i, m in enumerate(order)}); out['_s'] = out.slice.map({k: i for i, k in enumerate(slices)})
+    return out.sort_values(['_s', '_o']).drop(columns=['_o', '_s']).reset_index(drop=True)
 
-def plot_ranking_comparison(comp:pd.DataFrame, # `ranking_comparison.csv` of a run: method, kind, normalised_gain
+def plot_ranking_comparison(comp:pd.DataFrame, # `ranking_comparison.csv` of a run: method, kind, slice, normalised_gain
                             ax=None, # matplotlib axes to draw on
                            ): # the axes
-    "Normalised true uplift@k gain of every ranking on the held-out users: 0 is random, 1 the oracle."
+    "Normalised true uplift@k gain of every ranking on the held-out users, per item slice: 0 is random, 1 the oracle."
     import matplotlib.pyplot as plt, seaborn as sns
     c = comp[comp.kind != 'truth']
-    if ax is None: _, ax = plt.subplots(figsize=(7, 0.35*len(c) + 1.2))
-    pal = {'uplift': 'C0', 'uplift_rank': 'C0', 'click': 'C7'}
-    colors = ['C3' if m.startswith('CausalBert') else pal.get(k, 'C0') for m, k in zip(c.method, c.kind)]
-    ax.barh(c.method, c.normalised_gain, color=colors); ax.invert_yaxis(); ax.axvline(0, color='k', lw=0.8); ax.axvline(1, color='k', lw=0.8, ls='--')
-    ax.set(xlabel='normalised true uplift gain: (model - random) / (oracle - random)', title='Ranking the held-out users\' candidates')
+    n = c.method.nunique()
+    if ax is None: _, ax = plt.subplots(figsize=(7.5, 0.45*n + 1.4))
+    sns.barplot(data=c, y='method', x='normalised_gain', hue='slice' if 'slice' in c else None, orient='h', ax=ax)
+    ax.axvline(0, color='k', lw=0.8); ax.axvline(1, color='k', lw=0.8, ls='--')
+    for t in ax.get_yticklabels():
+        if t.get_text().startswith('CausalBert'): t.set_fontweight('bold')
+    ax.set(xlabel='normalised true uplift gain: (model - random) / (oracle - random)', ylabel='',
+           title='Ranking the held-out users\' candidates (CausalBert in bold)')
     return ax
 
 @stage('evaluate', deps=('data', 'train', 'recommend', 'estimate'), sections=('evaluate',), modules=('causal_llmrec.evaluate',),
@@ -967,10 +994,10 @@ def stage_evaluate(ctx):
                                                       mean_click_ranking=ab.mean_a, mean_uplift_ranking=ab.mean_b, n_a=ab.n_a, n_b=ab.n_b,
                                                       power=power, users_for_80pct_power=n80)
     # the same held-out users ranked by independent baselines fitted on the training users' pairs
-    comp = _ranking_comparison(ctx, d, tt, T, tu, s, seed, metrics)
+    comp = _ranking_comparison(ctx, d, tt, T, tu, s, seed)
     ctx.write_csv('ranking_comparison.csv', comp)
     ctx.save_fig('ranking_comparison.png', plot_ranking_comparison(comp))
-    metrics['normalised_gain'] = {r.method: float(r.normalised_gain) for r in comp.itertuples()}
+    metrics['normalised_gain'] = {sl: {r.method: float(r.normalised_gain) for r in g.itertuples()} for sl, g in comp.groupby('slice', sort=False)}
     # a randomised experiment drawn from the potential outcomes of the held-out pairs: unbiased uplift curves
     rng = np.random.default_rng(seed)
     t_r = (rng.random(len(T)) < 0.5).astype(int); y_r = np.where(t_r == 1, T.y1, T.y0)

@@ -319,3 +319,14 @@ def test_causal_ranking_metrics_bad_input(kw, match):
     args = dict(scores=_crm_toy(), effects=_crm_toy()); args.update(kw)
     with pytest.raises(EvaluationInputError, match=re.escape(match)):
         causal_ranking_metrics(**args)
+
+
+def test_true_uplift_at_k_short_candidate_lists():
+    "A user with fewer than k candidates: a random list holds all of them, as the model's and the oracle's do."
+    from causal_llmrec.evaluate import true_uplift_at_k
+    tau2 = np.linspace(0, 1.1, 12)
+    eff = pd.DataFrame(dict(user_id=[1]*3 + [2]*12, item_id=[1, 2, 3] + list(range(1, 13)), tau=[0.1, 0.2, 0.4] + list(tau2)))
+    with pytest.warns(EvaluationWarning, match='fewer than k=10'):
+        r = true_uplift_at_k(eff[['user_id', 'item_id']].assign(score=eff.tau), eff, k=10)
+    assert np.isclose(r['random'], (0.7 + tau2.mean()*10)/2)
+    assert np.isclose(r['model'], r['oracle']) and np.isclose(r['oracle'], (0.7 + np.sort(tau2)[-10:].sum())/2)

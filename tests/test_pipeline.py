@@ -216,9 +216,18 @@ def test_ranking_comparison_and_ab_power(quick):
     out, res = quick
     comp = pd.read_csv(out / "evaluate" / "ranking_comparison.csv")
     assert set(PipelineConfig.quick().evaluate.baselines) | {"CausalBert uplift (tau)", "CausalBert click head (Q1)", "oracle (true tau)", "random"} == set(comp.method)
-    assert comp.normalised_gain.is_monotonic_decreasing and comp.set_index("method").normalised_gain["oracle (true tau)"] == 1.0
+    assert list(comp.slice.unique()) == ["all items", "warm items", "cold items"]
+    allc = comp[comp.slice == "all items"]
+    assert allc.normalised_gain.is_monotonic_decreasing and allc.set_index("method").normalised_gain["oracle (true tau)"] == 1.0
+    cold = set(pd.read_csv(out / "data" / "item_split.csv").query("split == 'cold'").item_id)
+    assert len(cold) == round(0.2 * json.loads((out / "data" / "summary.json").read_text())["n_items"])
+    pairs = pd.read_csv(out / "data" / "pairs.csv.gz")
+    train_users = set(pd.read_csv(out / "data" / "split.csv").query("split == 'train'").user_id)
+    n_train = json.loads((out / "train" / "summary.json").read_text())["n_pairs_train"]
+    assert n_train == (pairs.user_id.isin(train_users) & ~pairs.item_id.isin(cold)).sum() < pairs.user_id.isin(train_users).sum()
     g = res.metrics["normalised_gain"]
-    assert g["CausalBert uplift (tau)"] > 0.5 and g["logistic_t"] > 0.5     # both read the confounders; random is 0
+    for sl in ("all items", "cold items"):   # both read the confounders; random is 0
+        assert g[sl]["CausalBert uplift (tau)"] > 0.5 and g[sl]["logistic_t"] > 0.5
     ab = res.metrics["ab_test_uplift_vs_click_ranking"]
     assert 0 < ab["power"] < 0.5 and ab["users_for_80pct_power"] > ab["n_a"] + ab["n_b"]   # 10 held-out users cannot show the lift
     html = (out / "report.html").read_text()
