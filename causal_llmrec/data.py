@@ -321,6 +321,16 @@ def _calibrate(lin:np.ndarray, target:float, clip=(0., 1.))->float:
         else: hi = mid
     return (lo + hi)/2
 
+def _genre_profiles(users:pd.Index, items:pd.DataFrame, history:pd.DataFrame)->tuple:
+    "Row-normalised genre profiles: of each user (the genres of the items in their history) and of each item."
+    glist = sorted({g for s in items.genres for g in s.split('|')})
+    G = np.array([[g in s.split('|') for g in glist] for s in items.genres], float)          # items x genres
+    P = np.zeros((len(users), len(glist)))
+    h = history[history[USER].isin(users)]
+    np.add.at(P, users.get_indexer(h[USER]), G[items.index.get_indexer(h[ITEM])])
+    nrm = lambda A: A/np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+    return nrm(P), nrm(G)
+
 @dataclass(repr=False)
 class SimWorld:
     "A semi-synthetic recommendation log with its causal truth."
@@ -356,13 +366,7 @@ class SimWorld:
         if miss: raise DataError(f"pairs lacks column(s) {miss}; pass a DataFrame with user_id and item_id")
         d = self.data
         if '_profiles' not in self.__dict__:   # genre profiles from the history, as `simulate` builds them
-            glist = sorted({g for s in d.items.genres for g in s.split('|')})
-            G = np.array([[g in s.split('|') for g in glist] for s in d.items.genres], float)
-            P = np.zeros((len(d.users), len(glist)))
-            h = d.history[d.history[USER].isin(d.users.index)]
-            np.add.at(P, d.users.index.get_indexer(h[USER]), G[d.items.index.get_indexer(h[ITEM])])
-            nrm = lambda A: A/np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
-            self.__dict__['_profiles'] = (nrm(P), nrm(G))
+            self.__dict__['_profiles'] = _genre_profiles(d.users.index, d.items, d.history)
         Pn, Gn = self.__dict__['_profiles']
         u, i = d.users.index.get_indexer(pairs[USER]), d.items.index.get_indexer(pairs[ITEM])
         for k, name in ((u, 'user'), (i, 'item')):
@@ -421,13 +425,10 @@ def simulate(base:RecData|None=None,  # MovieLens-like data with `history` (defa
     # features from the real history
     pop = hist.groupby(ITEM).size().reindex(items.index, fill_value=0)
     act = hist.groupby(USER).size().reindex(users.index, fill_value=0)
-    glist = sorted({g for s in items.genres for g in s.split('|')})
-    G = np.array([[g in s.split('|') for g in glist] for s in items.genres], float)          # items x genres
     iidx = pd.Series(np.arange(len(items)), index=items.index)
     hu = hist[hist[USER].isin(users.index)]
-    P = np.zeros((len(users), len(glist)))
     uix = pd.Series(np.arange(len(users)), index=users.index)
-    np.add.at(P, uix[hu[USER]].values, G[iidx[hu[ITEM]].values])
+    Pn_all, Gn_all = _genre_profiles(users.index, items, hist)                                # genre profiles
     # candidates: unrated items, drawn proportional to sqrt(1 + popularity)
     w = np.sqrt(1 + pop.values)
     seen = hu.groupby(USER)[ITEM].agg(set)
@@ -442,9 +443,7 @@ def simulate(base:RecData|None=None,  # MovieLens-like data with `history` (defa
         rows_u.append(np.full(m, u)); rows_i.append(np.sort(pick))
     U, I = np.concatenate(rows_u), np.concatenate(rows_i)
     ui, ii = uix[U].values, iidx[I].values
-    Pn = P[ui]/np.maximum(np.linalg.norm(P[ui], axis=1, keepdims=True), 1e-12)
-    Gn = G[ii]/np.maximum(np.linalg.norm(G[ii], axis=1, keepdims=True), 1e-12)
-    aff = (Pn*Gn).sum(1)
+    aff = (Pn_all[ui]*Gn_all[ii]).sum(1)
     age = users.age.values[ui].astype(float); fem = (users.gender.values[ui] == 'F').astype(float)
     activity = np.log1p(act.values[ui]); popularity = np.log1p(pop.values[ii])
     z_pop, z_aff, z_act, z_age = _z(popularity), _z(aff), _z(activity), _z(age)

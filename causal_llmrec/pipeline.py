@@ -699,6 +699,15 @@ def _short_method(m:str)->str:
     m = m.lower()
     return 'matching' if 'matching' in m else ('AIPW' if 'aipw' in m else ('IPW' if 'ipw' in m else m))
 
+def _adjustment(ctx, frame, covs)->tuple:
+    "What the estimators and CausalBert adjust for: the learned graph's adjustment set, else every covariate; and where it came from."
+    p = ctx.run.out/'discover'/'summary.json'
+    if not p.exists(): return list(covs), 'all covariates'
+    a = [c for c in json.loads(p.read_text()).get('adjustment_set', []) if c in frame.columns]
+    if a: return a, 'adjustment set of the learned graph'
+    ctx.log("the learned graph gives an empty adjustment set: adjusting for all covariates instead")
+    return list(covs), 'all covariates (graph gave none)'
+
 @stage('estimate', deps=('data', 'discover'), sections=('estimate',), modules=('causal_llmrec.matching',),
        doc='matching (and IPW/AIPW) estimates of the effect of exposure, overall and by segment, with balance and overlap')
 def stage_estimate(ctx):
@@ -706,12 +715,7 @@ def stage_estimate(ctx):
     from causal_llmrec import matching as M
     s, seed = ctx.cfg.estimate, ctx.cfg.seed
     d = ctx.read_pickle('data', 'data.pkl'); df, covs = d['frame'].reset_index(drop=True), d['covariates']
-    adj, source = covs, 'all covariates'
-    disc = ctx.run.out/'discover'/'summary.json'
-    if s.adjustment == 'graph' and disc.exists():
-        a = [c for c in json.loads(disc.read_text()).get('adjustment_set', []) if c in df.columns]
-        if a: adj, source = a, 'adjustment set of the learned graph'
-        else: ctx.log("the learned graph gives an empty adjustment set: adjusting for all covariates instead"); source = 'all covariates (graph gave none)'
+    adj, source = _adjustment(ctx, df, covs) if s.adjustment == 'graph' else (covs, 'all covariates')
     kw = dict(treatment=EXPOSURE, outcome=OUTCOME, estimand=s.estimand, seed=seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
@@ -764,14 +768,6 @@ def _load_bert(s, seed, covariates=None):
     kw = dict(max_length=s.max_length, covariates=covariates or None, inputs=s.inputs if covariates else 'text')
     if s.encoder == 'tiny': return CausalBert.tiny(seed=seed, **kw)
     return CausalBert.from_encoder(None if s.encoder == 'default' else s.encoder, seed=seed, **kw)
-
-def _adjustment(ctx, frame, covs):
-    "The covariates CausalBert's heads read: the learned graph's adjustment set, else every covariate (and where they came from)."
-    p = ctx.run.out/'discover'/'summary.json'
-    if p.exists():
-        a = [c for c in json.loads(p.read_text()).get('adjustment_set', []) if c in frame.columns]
-        if a: return a, 'adjustment set of the learned graph'
-    return list(covs), 'all covariates (no adjustment set from discovery)'
 
 @stage('train', deps=('data', 'discover'), sections=('train',), modules=('causal_llmrec.text', 'causal_llmrec.bert'),
        doc='CausalBert: user/item texts, fine-tuning with propensity and outcome heads, predictions for every pair')
