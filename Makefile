@@ -33,8 +33,10 @@ test-nbs:
 test-py:
 	$(BIN)/python -m pytest tests -q -m "not slow" $(PYTEST_ARGS)
 
+# the docs site (MkDocs + Material from nbdev's processed notebooks, `mkdocs build --strict` + a link check of the HTML)
+# into _site/, and README.md from nbs/index.ipynb; the builder is tools/docs/, not part of the package
 docs: setup
-	$(BIN)/python -m causal_llmrec.docsite --out _site --readme
+	$(BIN)/python tools/docs/build.py --out _site --readme
 
 clean:
 	rm -rf _proc _site _docs .pytest_cache runs

@@ -92,7 +92,7 @@ def published_table():
         add(MT, S + f', trimmed to 0.1 < p < 0.9 ({k.sum()} units, scores of the full-sample logit)',
             f'{"normalised" if nz else "non-normalised"} IPW as above', pub, r.estimate, hand)
     RW = 'E'
-    for tol, note in ((0.0, 'exact ties only: agrees'), (1e-10, 'same scores with our default tie tolerance'), (1e-5, 'R Matching\'s tolerance')):
+    for tol, note in ((0.0, 'our default (relative ties within 1e-9 only, tie_tol=0): agrees'), (1e-10, 'same scores with the former default absolute tie tolerance'), (1e-5, 'R Matching\'s tolerance')):
         r = match(d, 'treat', 're78', covariates=MX, propensity=ps, ps_scale='probability', k=5, bias_adjust=False, estimand='ATT', tie_tol=tol)
         cnt = r.pairs.groupby('unit').size()
         add(RW, S, f'teffects psmatch (re78) (treat <14 terms>, logit), atet nn(5)  [ours: tie_tol={tol:g}]', '1725.082', r.estimate,
@@ -168,7 +168,7 @@ def pub_summary(tp):
             f'{len(agree)} of {len(tp)} rows agree to the printed digits, or to a unit of the last digit for numbers written by hand as '
             'truncated whole dollars, or up to 3e-6 (in $1000) for the earnings that causaldata stores as float32. '
             f'Of the other {len(tp) - len(agree)} rows, all but [G] are deliberate mis-specifications that show where a gap comes from: '
-            f'(i) ties: Stata teffects psmatch averages exact ties only; with the same scores, our default tie tolerance (1e-10) gives '
+            f'(i) ties: Stata teffects psmatch averages exact ties only; with the same scores, the former default absolute tie tolerance (1e-10) gives '
             f'{ties[1].ours:.1f} and R Matching\'s (1e-5) {ties[2].ours:.1f} instead of {ties[0].published}, because more controls fall within the tolerance of the 5th neighbour (see the notes: '
             f'{(ps_cps < 1e-3).mean():.0%} of the CPS scores are below 0.001, so scores crowd together on the probability scale); '
             '(ii) teffects re-estimates the propensity model on the trimmed estimation sample; reusing the full-sample scores moves the '

@@ -51,8 +51,8 @@ def run(name, out, extra):
 
 
 def screenshot(report, dest):
-    sys.path.insert(0, str(ROOT))
-    from causal_llmrec.docsite import find_chromium, headless_dom
+    sys.path.insert(0, str(ROOT / "tools"))
+    from docs.browser import find_chromium, headless_dom
     if find_chromium() is None: return "no chromium: screenshot skipped"
     headless_dom(report, screenshot=dest, size=(1280, 3600))
     return f"{dest.relative_to(ROOT)}"

@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_ENCODER_PACKAGE', 'INPUTS', 'OUTCOME_TYPES', 'default_encoder_path', 'resolve_encoder', 'pick_device',
-           'PairHeads', 'check_covariates', 'check_pairs', 'CausalBert', 'causal_loss', 'TrainConfig', 'TrainResult',
-           'fit', 'predict', 'EffectEstimates', 'estimate_effects', 'CrossFit', 'cross_fit', 'toy_world']
+           'PairHeads', 'check_texts', 'check_covariates', 'check_pairs', 'CausalBert', 'causal_loss', 'TrainConfig',
+           'TrainResult', 'save_trainer_state', 'load_trainer_state', 'fit', 'predict', 'EffectEstimates',
+           'estimate_effects', 'CrossFit', 'cross_fit', 'toy_world']
 
 # %% ../nbs/04_bert.ipynb #5a666551
 import os, json, math, time, copy, random, warnings, importlib.util
@@ -49,8 +50,12 @@ def resolve_encoder(name_or_path:str|os.PathLike|None=None, # a local checkpoint
     return s  # a hub name: loaded from the local cache only
 
 # %% ../nbs/04_bert.ipynb #7a695355
-def _load_encoder(src:str):
+def _load_encoder(src:str, safetensors_only:bool=False):
     "AutoModel from a folder or cached hub name, offline, without the (unused) pooler where the class has one."
+    if safetensors_only and not (Path(src)/'model.safetensors').exists():
+        raise FileNotFoundError(f"{src!r} has no model.safetensors: CausalBert checkpoints are read from safetensors only "
+                                "(a pickled pytorch_model.bin is never loaded); save the model again with save_pretrained")
+    kw = dict(use_safetensors=True) if safetensors_only else {}
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
     level = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()   # no load report for the dropped pooler
@@ -58,8 +63,8 @@ def _load_encoder(src:str):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            try: return AutoModel.from_pretrained(src, local_files_only=True, add_pooling_layer=False)
-            except TypeError: return AutoModel.from_pretrained(src, local_files_only=True)
+            try: return AutoModel.from_pretrained(src, local_files_only=True, add_pooling_layer=False, **kw)
+            except TypeError: return AutoModel.from_pretrained(src, local_files_only=True, **kw)
     finally:
         hf_logging.set_verbosity(level)
         if bars: hf_logging.enable_progress_bar()
@@ -204,7 +209,9 @@ class _TokenStore:
         return ids.to(device), mask.to(device)
 
 # %% ../nbs/04_bert.ipynb #f65e0787
-def _check_texts(texts, what:str)->pd.Series:
+def check_texts(texts:pd.Series, # text per id (user_id or item_id index)
+                what:str, # 'user' or 'item': named in errors
+               )->pd.Series: # the same texts, checked
     if not isinstance(texts, pd.Series):
         raise TypeError(f"{what}_texts must be a pandas Series indexed by {what}_id, got {type(texts).__name__}")
     if texts.index.has_duplicates:
@@ -289,7 +296,7 @@ def check_pairs(pairs:pd.DataFrame, # one row per (user, item) pair
                 raise ValueError("column 'propensity' must lie strictly between 0 and 1 with no NaN")
     for texts, col in ((user_texts, 'user'), (item_texts, 'item')):
         if texts is None: continue
-        _check_texts(texts, col)
+        check_texts(texts, col)
         missing = pd.Index(pairs[f'{col}_id'].unique()).difference(texts.index)
         if len(missing):
             raise ValueError(f"{len(missing)} {col}_id values in pairs have no text (e.g. {missing[:5].tolist()}); "
@@ -399,7 +406,7 @@ class CausalBert(nn.Module):
               )->torch.Tensor: # (n, hidden) float32 embeddings, in input order
         "Embed texts (no gradient), longest first for tight dynamic padding; each distinct text is encoded once."
         texts = texts if isinstance(texts, pd.Series) else pd.Series(list(texts))
-        texts = _check_texts(texts.reset_index(drop=True), 'text')
+        texts = check_texts(texts.reset_index(drop=True), 'text')
         if cache:
             c = self._text_cache()
             todo = pd.Series(pd.unique(texts[~texts.isin(list(c))]))
@@ -509,12 +516,28 @@ class TrainConfig:
     max_pairs_per_epoch:int|None=None  # full strategy: cap pairs per epoch (a step budget); None: all
     outcome_type:str='binary'  # 'binary' (outcome 0/1) or 'unit' (outcome in [0, 1], e.g. rating/5: BCE with soft targets)
     select:str='auto'          # heads' early stopping: 'loss' (validation loss), 'tau' (effect tau-risk + propensity loss), 'auto' ('tau' with covariates)
+    linear_ridge:float=1.0     # L2 penalty of the logistic fits the heads' linear part starts from (on standardised covariates)
 
     def __post_init__(self):
+        "Range-check every setting; the message names the setting, its value and the allowed range."
         if self.strategy not in ('auto', 'full', 'cached'): raise ValueError(f"strategy must be auto/full/cached, got {self.strategy!r}")
-        for k in ('epochs', 'batch_size', 'head_batch_size', 'grad_accum'):
-            if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
-        if not 0 <= self.val_frac < 1: raise ValueError(f"val_frac must be in [0, 1), got {self.val_frac}")
+        def num(k, lo, hi=math.inf, integer=False, lo_open=False, none_ok=False):
+            v = getattr(self, k)
+            if v is None and none_ok: return
+            ok_type = isinstance(v, (int, np.integer)) if integer else isinstance(v, (int, float, np.integer, np.floating))
+            if isinstance(v, bool) or not ok_type or not math.isfinite(v) or (v <= lo if lo_open else v < lo) or v > hi:
+                rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi == math.inf else ']'}"
+                raise ValueError(f"{k} must be {'an integer' if integer else 'a number'} in {rng}, got {v!r}")
+        for k in ('epochs', 'batch_size', 'head_batch_size', 'grad_accum', 'patience'): num(k, 1, integer=True)
+        for k in ('encoder_steps', 'head_epochs', 'seed'): num(k, 0, integer=True)
+        num('max_pairs_per_epoch', 1, integer=True, none_ok=True)
+        for k in ('lr', 'head_lr'): num(k, 0, 1e3)            # 0 freezes that part
+        num('max_grad_norm', 0, 1e9, lo_open=True)
+        for k in ('weight_decay', 'g_weight', 'tarreg_weight', 'linear_ridge'): num(k, 0, 1e9)
+        num('warmup_frac', 0, 0.999)
+        if self.precision not in ('auto', 'bf16', 'fp16', 'fp32'): raise ValueError(f"precision must be auto/bf16/fp16/fp32, got {self.precision!r}")
+        if not isinstance(self.device, str) or not self.device: raise ValueError(f"device must be a non-empty string such as 'cpu', got {self.device!r}")
+        if not isinstance(self.val_frac, (int, float)) or not 0 <= self.val_frac < 1: raise ValueError(f"val_frac must be in [0, 1), got {self.val_frac}")
         if not 0 < self.clip < 0.5: raise ValueError(f"clip must be in (0, 0.5), got {self.clip}")
         if self.select not in ('auto', 'loss', 'tau'): raise ValueError(f"select must be auto/loss/tau, got {self.select!r}")
         if self.outcome_type not in OUTCOME_TYPES:
@@ -593,7 +616,7 @@ def _schedule(opt, total_steps, warmup_frac):
 class _Data:
     "Pairs as index arrays into unique users/items, plus tokenized texts."
     def __init__(self, model, pairs, user_texts, item_texts):
-        ut = _check_texts(user_texts, 'user'); it = _check_texts(item_texts, 'item')
+        ut = check_texts(user_texts, 'user'); it = check_texts(item_texts, 'item')
         uids = pd.Index(pairs['user_id'].unique()); iids = pd.Index(pairs['item_id'].unique())
         self.users = _TokenStore(model.tokenizer, ut.loc[uids], model.cfg['max_length'], 'user')
         self.items = _TokenStore(model.tokenizer, it.loc[iids], model.cfg['max_length'], 'item')
@@ -633,7 +656,7 @@ def _encode_store(model, store, dev, prec, batch_size=128):
     return out
 
 @torch.no_grad()
-def _init_linear(model, data, pos):
+def _init_linear(model, data, pos, ridge:float=1.0):
     "Start the heads' linear part at maximum-likelihood logistic fits on the training pairs: g on all pairs, Q0 and Q1 on their arms."
     from causal_llmrec.matching import LogisticPropensity
     h = model.heads
@@ -646,7 +669,7 @@ def _init_linear(model, data, pos):
         if m.sum() < 2 or target[m].min() == target[m].max(): continue    # nothing to fit: the deep part learns it
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')   # a mild ridge keeps near-separated covariates finite
-            lp = LogisticPropensity(ridge=1.0).fit(xs[m], target[m])
+            lp = LogisticPropensity(ridge=ridge).fit(xs[m], target[m])
         W[k] = torch.as_tensor(lp.coef_, dtype=W.dtype); b[k] = float(lp.intercept_)
     h.linear.weight.copy_(W); h.linear.bias.copy_(b)
 
@@ -695,9 +718,54 @@ def _val_loss(model, data, pos, dev, prec, cfg, cache=None, phi=None)->float:
     return float(l)
 
 # %% ../nbs/04_bert.ipynb #dfda3354
+def _flatten_state(obj, tensors:dict, key:str='s'):
+    "Nested trainer state -> JSON-able structure; tensors move to `tensors` under path-like keys."
+    if isinstance(obj, torch.Tensor):
+        tensors[key] = obj.detach().cpu().contiguous(); return {'__tensor__': key}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj): return {k: _flatten_state(v, tensors, f'{key}.{k}') for k, v in obj.items()}
+        return {'__items__': [[k, _flatten_state(v, tensors, f'{key}.{k}')] for k, v in obj.items()]}  # int keys (optimizer state)
+    if isinstance(obj, (list, tuple)): return [_flatten_state(v, tensors, f'{key}.{i}') for i, v in enumerate(obj)]
+    if isinstance(obj, (np.floating, np.integer, np.bool_)): return obj.item()
+    if isinstance(obj, Path): return str(obj)
+    if obj is None or isinstance(obj, (str, int, float, bool)): return obj
+    raise TypeError(f"trainer state: cannot store a {type(obj).__name__} at {key}")
+
+def _unflatten_state(obj, tensors:dict):
+    if isinstance(obj, dict):
+        if set(obj) == {'__tensor__'}: return tensors[obj['__tensor__']]
+        if set(obj) == {'__items__'}: return {k: _unflatten_state(v, tensors) for k, v in obj['__items__']}
+        return {k: _unflatten_state(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list): return [_unflatten_state(v, tensors) for v in obj]
+    return obj
+
+def save_trainer_state(state:dict, # optimizer/scheduler state dicts, counters, history, config
+                       path:str|os.PathLike, # checkpoint folder
+                      ):
+    "Write a trainer state as `trainer_state.json` plus `trainer_state.safetensors` (tensors): nothing that can execute code on load."
+    from safetensors.torch import save_file
+    path = Path(path); path.mkdir(parents=True, exist_ok=True); tensors = {}
+    meta = _flatten_state(state, tensors)
+    save_file(tensors, str(path/'trainer_state.safetensors'))
+    (path/'trainer_state.json').write_text(json.dumps(meta, allow_nan=True))
+
+def load_trainer_state(path:str|os.PathLike, # checkpoint folder written by `save_trainer_state`
+                      )->dict:
+    "Read a trainer state written by `save_trainer_state` (JSON and safetensors only; no pickle)."
+    from safetensors.torch import load_file
+    path = Path(path)
+    for f in ('trainer_state.json', 'trainer_state.safetensors'):
+        if not (path/f).exists():
+            raise FileNotFoundError(f"{str(path)!r} has no {f}; pass a checkpoint folder written by fit(checkpoint_dir=...)")
+    try: meta = json.loads((path/'trainer_state.json').read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{path/'trainer_state.json'} is not valid JSON ({e}); the checkpoint is damaged") from e
+    return _unflatten_state(meta, load_file(str(path/'trainer_state.safetensors')))
+
+
+# %% ../nbs/04_bert.ipynb #31ed1c22
 def _save_ckpt(model, path, state:dict):
     model.save_pretrained(path)
-    torch.save(state, Path(path)/'trainer_state.pt')
+    save_trainer_state(state, path)
 
 def fit(model:CausalBert, # the model to train (changed in place)
         pairs:pd.DataFrame, # logged pairs: user_id, item_id, exposure 0/1, outcome 0/1 (or in [0, 1] with outcome_type='unit'), optional propensity
@@ -736,11 +804,9 @@ def fit(model:CausalBert, # the model to train (changed in place)
     state = {}
     if cfg.resume_from:
         rp = Path(cfg.resume_from)
-        if not (rp/'trainer_state.pt').exists():
-            raise FileNotFoundError(f"resume_from={str(rp)!r} has no trainer_state.pt; pass a checkpoint folder written by fit(checkpoint_dir=...)")
+        state = load_trainer_state(rp)      # raises FileNotFoundError naming what is missing
         loaded = CausalBert.from_pretrained(rp)
         model.load_state_dict(loaded.state_dict()); model.to(dev)
-        state = torch.load(rp/'trainer_state.pt', weights_only=False)
         hist = state.get('history', [])
     group = world*cfg.grad_accum
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -793,7 +859,7 @@ def fit(model:CausalBert, # the model to train (changed in place)
         su = _sub_store(data.users, srng, 512); si = _sub_store(data.items, srng, 512)
         model.heads.set_scaler(enc(su), enc(si),
                                None if data.x is None else torch.as_tensor(data.x[tr_pos]))
-        if data.x is not None: _init_linear(model, data, tr_pos)   # the heads start as logistic g, Q0, Q1 on the covariates
+        if data.x is not None: _init_linear(model, data, tr_pos, cfg.linear_ridge)   # the heads start as logistic g, Q0, Q1 on the covariates
 
     # ---- phase 1: encoder in the loop (all of 'full'; the step budget of 'cached')
     do_encoder = (strategy == 'full' and phase0 == 'encoder') or (strategy == 'cached' and phase0 == 'encoder' and cfg.encoder_steps > 0)
@@ -861,7 +927,7 @@ def fit(model:CausalBert, # the model to train (changed in place)
                 h = model.heads
                 with torch.no_grad():
                     for m in (h.g, h.q0[-1], h.q1[-1]): m.weight.zero_(); m.bias.zero_()
-                _init_linear(model, data, tr_pos)
+                _init_linear(model, data, tr_pos, cfg.linear_ridge)
             if data.x is not None and n_val:   # and must beat that start by one standard error to keep what they learn
                 if select == 'tau':
                     t_v, y_v, _ = data.labels(val_pos, dev)
@@ -890,7 +956,7 @@ def fit(model:CausalBert, # the model to train (changed in place)
         h = model.heads
         if reverted and not any(p.detach().any() for m in (h.g, h.q0[-1], h.q1[-1]) for p in m.parameters()):
             # the heads are the logistic fits alone: now that the choice is made, refit them on every training pair
-            _init_linear(model, data, np.sort(np.concatenate([tr_pos, val_pos])))
+            _init_linear(model, data, np.sort(np.concatenate([tr_pos, val_pos])), cfg.linear_ridge)
         c = model._text_cache()   # the final encoder's embeddings: predict/rank reuse them
         for store, E in ((data.users, U), (data.items, V)):
             for t, e in zip(store.texts, E): c[t] = e
@@ -936,7 +1002,7 @@ def predict(model:CausalBert, # a trained model
     "Propensity, potential-outcome probabilities and tau = Q1 - Q0 per pair; each user and item is encoded once."
     pairs = check_pairs(pairs, user_texts, item_texts, need_labels=False, covariates=model.covariates)
     uids = pd.Index(pairs['user_id'].unique()); iids = pd.Index(pairs['item_id'].unique())
-    ut = _check_texts(user_texts, 'user'); it = _check_texts(item_texts, 'item')
+    ut = check_texts(user_texts, 'user'); it = check_texts(item_texts, 'item')
     model.eval()
     if model.reads_text:
         U = model.encode(ut.loc[uids], progress=progress, precision=precision)
@@ -953,6 +1019,7 @@ def predict(model:CausalBert, # a trained model
         res['p_click'] = P[:, 2]; res['g'] = np.nan; res['q0'] = P[:, 2]; res['q1'] = P[:, 2]; res['tau'] = 0.0
     else:
         res['g'], res['q0'], res['q1'] = P[:, 0], P[:, 1], P[:, 2]; res['tau'] = res['q1'] - res['q0']
+    res.attrs['covariates'] = list(model.covariates)      # the adjustment set the heads read (named in effect summaries)
     return res
 
 # %% ../nbs/04_bert.ipynb #92d14b01
@@ -978,7 +1045,7 @@ def _from_pretrained(cls, path:str|os.PathLike, # folder written by save_pretrai
                                 "CausalBert.save_pretrained, or use CausalBert.from_encoder for a plain encoder")
     cfg = json.loads((p/'causal_bert.json').read_text())
     tok = AutoTokenizer.from_pretrained(str(p/'encoder'), local_files_only=True)
-    enc = _load_encoder(str(p/'encoder'))
+    enc = _load_encoder(str(p/'encoder'), safetensors_only=True)      # never a pickle from a checkpoint folder
     m = cls(enc, tok, head_hidden=cfg['head_hidden'], dropout=cfg['dropout'], max_length=cfg['max_length'],
             objective=cfg['objective'], encoder_name=cfg.get('encoder_name', str(p)), covariates=cfg.get('covariates') or None,
             inputs=cfg.get('inputs'))
@@ -991,29 +1058,28 @@ CausalBert.fit = fit
 CausalBert.predict = predict
 
 # %% ../nbs/04_bert.ipynb #33afb847
-@dataclass
-class EffectEstimates:
-    "Plug-in and AIPW estimates of ATE and ATT from CausalBert's heads."
-    table:pd.DataFrame; n:int; n_treated:int; n_clipped:int; clip:float
-    cluster:str|None=None; n_clusters:int|None=None; cross_fitted:bool=False
-    def to_frame(self)->pd.DataFrame:
-        "estimand, method, estimate, se, ci_low, ci_high"
-        return self.table.copy()
-    def __getitem__(self, key): # (estimand, method), e.g. ('ATE', 'AIPW')
-        r = self.table[(self.table.estimand == key[0]) & (self.table.method == key[1])]
-        return float(r.estimate.iloc[0])
-    def conf_int(self, estimand:str='ATT', # 'ATE' or 'ATT'
-                 method:str='AIPW', # 'AIPW' or 'plug-in'
-                )->tuple: # (low, high) of the 95% interval
-        "The 95% confidence interval of one estimate."
-        r = self.table[(self.table.estimand == estimand) & (self.table.method == method)].iloc[0]
-        return float(r.ci_low), float(r.ci_high)
+from .matching import EffectResult, EffectResults
+
+class EffectEstimates(EffectResults):
+    """Plug-in and AIPW estimates of ATE and ATT from CausalBert's heads: one `matching.EffectResult` per (estimand, method),
+    with the API every effect estimate of the package shares (`to_frame()`, `conf_int(alpha)`, `summary()`, `res['ATE', 'AIPW']`)."""
+    def __init__(self, results, n:int, n_treated:int, n_clipped:int, clip:float, cluster:str|None=None,
+                 n_clusters:int|None=None, cross_fitted:bool=False):
+        super().__init__(results)
+        self.n, self.n_treated, self.n_clipped, self.clip = n, n_treated, n_clipped, clip
+        self.cluster, self.n_clusters, self.cross_fitted = cluster, n_clusters, cross_fitted
+    @property
+    def table(self)->pd.DataFrame:
+        "estimand, method, estimate, se, ci_low, ci_high (the compact table)."
+        return self.to_frame()[['estimand', 'method', 'estimate', 'se', 'ci_low', 'ci_high']]
     def __repr__(self):
         se = (f"standard errors clustered by {self.cluster} ({self.n_clusters} clusters)" if self.cluster
               else "standard errors treating pairs as independent")
         how = 'cross-fitted (out-of-fold) predictions' if self.cross_fitted else 'in-sample predictions'
         return (f"EffectEstimates (n={self.n}, exposed={self.n_treated}, propensities clipped to [{self.clip}, {1-self.clip}]: "
                 f"{self.n_clipped}; {how}; {se})\n" + self.table.to_string(index=False, float_format=lambda x: f'{x:.4f}'))
+
+_Z95 = 1.959963984540054   # the normal 97.5% quantile: the same intervals as `EffectResult.conf_int(0.05)`
 
 def _se(phi:np.ndarray, groups:np.ndarray|None)->float:
     "Standard error of the mean of influence values, clustered by `groups` when given (CR1: G/(G-1) correction)."
@@ -1027,6 +1093,7 @@ def _se(phi:np.ndarray, groups:np.ndarray|None)->float:
 def estimate_effects(pred:pd.DataFrame, # predict() output with exposure and outcome (0/1, or in [0, 1]) columns
                      clip:float=0.01, # propensity clipping for AIPW
                      cluster:str|None='auto', # column whose units share errors ('auto': user_id when present; None: independent pairs)
+                     target:str='population', # what the standard errors are for: the 'population' the pairs were drawn from, or the 'conditional' average effect over these pairs' covariates
                     )->EffectEstimates:
     "Plug-in and AIPW ATE/ATT with influence-function standard errors, clustered by user by default."
     need = [c for c in ('exposure', 'outcome', 'g', 'q0', 'q1') if c not in pred.columns]
@@ -1034,6 +1101,7 @@ def estimate_effects(pred:pd.DataFrame, # predict() output with exposure and out
     if len(pred) == 0: raise ValueError("pred is empty; effects need predicted pairs")
     _check_binary(pred['exposure'], 'exposure'); _check_outcome(pred['outcome'], 'outcome', 'unit')
     if pred['g'].isna().any(): raise ValueError("pred has no propensity (objective='click' model); effects need a causal model")
+    if target not in ('population', 'conditional'): raise ValueError(f"target must be 'population' or 'conditional', got {target!r}")
     if cluster == 'auto': cluster = 'user_id' if 'user_id' in pred.columns else None
     if cluster is not None and cluster not in pred.columns:
         raise ValueError(f"cluster column {cluster!r} is not in pred (columns {list(pred.columns)[:8]}...); pass cluster=None for independent pairs")
@@ -1043,18 +1111,23 @@ def estimate_effects(pred:pd.DataFrame, # predict() output with exposure and out
     g = np.clip(graw, clip, 1-clip); n = len(t); n1 = t.sum(); pt = n1/n
     if n1 == 0 or n1 == n: raise ValueError("exposure has a single class; ATE/ATT need exposed and unexposed pairs")
     if n1 < 2 or n - n1 < 2: raise ValueError(f"exposure has {int(n1)} exposed and {int(n-n1)} unexposed pairs; standard errors need at least 2 of each")
-    rows = []
+    rows = []; covs = [c for c in pred.attrs.get('covariates', [])]
+    variance = (f"influence function{f', clustered by {cluster}' if cluster else ''}"
+                + ("; conditional on the covariates (the effect on these pairs)" if target == 'conditional' else ''))
     def add(est, meth, phi, val, grp):
-        se = _se(phi, grp)
-        rows.append(dict(estimand=est, method=meth, estimate=val, se=se, ci_low=val-1.96*se, ci_high=val+1.96*se))
+        se = _se(phi, grp); n_t = int(n1) if est == 'ATE' else int(n1)
+        rows.append(EffectResult(meth, est, float(val), se, (val-_Z95*se, val+_Z95*se), variance, int(n1), int(n-n1), covs,
+                                 details=dict(clip=clip, cross_fitted=bool(pred.attrs.get('cross_fitted', False)))))
     tau = q1 - q0
     add('ATE', 'plug-in', tau, tau.mean(), groups)
     add('ATT', 'plug-in', tau[t == 1], tau[t == 1].mean(), None if groups is None else groups[t == 1])
-    psi = tau + t*(y-q1)/g - (1-t)*(y-q0)/(1-g)
-    add('ATE', 'AIPW', psi, psi.mean(), groups)
+    resid = t*(y-q1)/g - (1-t)*(y-q0)/(1-g); psi = tau + resid
+    # conditional target: the spread of tau(x) over the pairs is not sampling error of the average over these pairs
+    add('ATE', 'AIPW', resid if target == 'conditional' else psi, psi.mean(), groups)
     num = t*(y-q0) - (1-t)*g/(1-g)*(y-q0); att = num.sum()/n1
-    add('ATT', 'AIPW', (num - t*att)/pt, att, groups)
-    return EffectEstimates(pd.DataFrame(rows), n, int(n1), int(((graw < clip) | (graw > 1-clip)).sum()), clip,
+    phi_att = (t*(y-q1) - (1-t)*g/(1-g)*(y-q0))/pt if target == 'conditional' else (num - t*att)/pt
+    add('ATT', 'AIPW', phi_att, att, groups)
+    return EffectEstimates(rows, n, int(n1), int(((graw < clip) | (graw > 1-clip)).sum()), clip,
                            cluster, None if groups is None else int(pd.Series(groups).nunique()),
                            bool(pred.attrs.get('cross_fitted', False)))
 
@@ -1070,9 +1143,10 @@ class CrossFit:
     seconds:float              # wall time
 
     def effects(self, clip:float=0.01, # propensity clipping for AIPW
+                target:str='population', # 'population' or 'conditional' (see `estimate_effects`)
                )->EffectEstimates:
         "AIPW and plug-in ATE/ATT from the out-of-fold predictions, standard errors clustered by `by`."
-        return estimate_effects(self.predictions, clip=clip, cluster=self.by)
+        return estimate_effects(self.predictions, clip=clip, cluster=self.by, target=target)
 
     def __repr__(self):
         p = self.predictions
@@ -1118,7 +1192,7 @@ def cross_fit(make_model, # fold number -> a fresh, untrained CausalBert (e.g. `
         if keep_models: models.append(m)
         else: del m
     pred = pd.concat(parts).sort_index()
-    pred.attrs['cross_fitted'] = True
+    pred.attrs.update(parts[0].attrs); pred.attrs['cross_fitted'] = True
     return CrossFit(pred, folds, by, results, models, time.perf_counter()-t0)
 
 # %% ../nbs/04_bert.ipynb #d521d0e1

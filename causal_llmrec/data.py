@@ -65,6 +65,11 @@ def _check_ids(df:pd.DataFrame, name:str):
         raise DataError(f"RecData.{name}: duplicate ids in the index: {list(d[:5])}"
                         + (f" and {len(d)-5} more" if len(d) > 5 else "") + "; each id must appear once")
     if df.index.hasnans: raise DataError(f"RecData.{name}: the index has missing ids")
+    if df.index.dtype == object:
+        kinds = {('text' if isinstance(x, str) else 'number') for x in df.index}
+        if len(kinds) > 1:   # 1 and '1' would be two different ids that print the same
+            ex = [x for x in df.index if isinstance(x, str)][:2] + [x for x in df.index if not isinstance(x, str)][:2]
+            raise DataError(f"RecData.{name}: the ids mix text and numbers (e.g. {ex}); write them all one way (1 and '1' are different ids)")
 
 # %% ../nbs/00_data.ipynb #2a757098
 @dataclass(repr=False)
@@ -76,6 +81,7 @@ class RecData:
     history:pd.DataFrame|None=None # optional past behaviour (`user_id`, `item_id`, `timestamp`, ...) read by text encoders
     name:str='recdata'         # a short name used in summaries and reports
     unique_pairs:bool=True     # require each (user, item) pair at most once in `interactions`
+    info:dict=field(default_factory=dict) # what loading did to the data (e.g. the treatment definition and notes of `causal_llmrec.files.load_data`)
 
     def __post_init__(self):
         self.users = self.users.copy(); self.items = self.items.copy(); self.interactions = self.interactions.copy()
@@ -203,7 +209,7 @@ def subset(self:RecData,
     I = self.items if items is None else self.items.loc[list(items)]
     keep = lambda d: d[d[USER].isin(U.index) & d[ITEM].isin(I.index)]
     h = None if self.history is None else keep(self.history)
-    return RecData(U, I, keep(self.interactions).reset_index(drop=True), h, self.name, self.unique_pairs)
+    return RecData(U, I, keep(self.interactions).reset_index(drop=True), h, self.name, self.unique_pairs, dict(self.info))
 
 # %% ../nbs/00_data.ipynb #2a661246
 GENRES = ['unknown', 'Action', 'Adventure', 'Animation', "Children's", 'Comedy', 'Crime', 'Documentary', 'Drama',
@@ -337,6 +343,7 @@ class SimWorld:
     data:RecData          # the observed log: `exposure`, `outcome`, logged `propensity`, pair feature `affinity`; history = real ratings
     truth:pd.DataFrame    # per interaction row: `propensity`, `mu0`, `mu1`, `tau`, `y0`, `y1`
     params:dict           # the settings it was drawn with
+    outcome_model:dict=field(default_factory=dict) # the constants of the potential-outcome model (standardisation, intercept), for `potential_outcomes`
 
     @property
     def ate(self)->float: "True average effect of exposure over all pairs."; return float(self.truth.tau.mean())
@@ -377,6 +384,17 @@ class SimWorld:
         return pd.DataFrame({'user_age': us.age.to_numpy(), 'user_female': us.female.to_numpy(), 'user_activity': us.activity.to_numpy(),
                              'item_popularity': it.popularity.to_numpy(), 'item_year': it.year.to_numpy(),
                              'affinity': (Pn[u]*Gn[i]).sum(1)})[SIM_COVARIATES]
+
+    def potential_outcomes(self, pairs:pd.DataFrame, # `user_id`, `item_id` of any pairs of the world's users and items, logged or not
+                          )->pd.DataFrame: # `mu0`, `mu1`, `tau` per pair, in the order of `pairs`
+        "The true outcome probabilities without and with exposure for any pair: the truth for ranking the whole catalogue."
+        if not self.outcome_model: raise DataError("this world has no outcome model (it was not drawn by `simulate`)")
+        m, f = self.outcome_model, self.pair_features(pairs)
+        z = lambda x, k: (np.asarray(x, float) - m[k][0])/m[k][1]
+        zp, za, zc, zg = z(f.item_popularity, 'popularity'), z(f.affinity, 'affinity'), z(f.user_activity, 'activity'), z(f.user_age, 'age')
+        lin0 = 0.8*zp + 1.0*za + 0.3*zc - 0.3*zg + 0.2*f.user_female.to_numpy(float)
+        mu0 = _sigmoid(m['b'] + lin0); mu1 = _sigmoid(m['b'] + lin0 + m['effect_scale']*(1.2 + 0.8*za - 0.6*zp))
+        return pd.DataFrame({'mu0': mu0, 'mu1': mu1, 'tau': mu1 - mu0})
 
     def true_graph(self):
         "The structural graph of the simulation over `frame()`'s columns (a `networkx.DiGraph`)."
@@ -447,6 +465,7 @@ def simulate(base:RecData|None=None,  # MovieLens-like data with `history` (defa
     age = users.age.values[ui].astype(float); fem = (users.gender.values[ui] == 'F').astype(float)
     activity = np.log1p(act.values[ui]); popularity = np.log1p(pop.values[ii])
     z_pop, z_aff, z_act, z_age = _z(popularity), _z(aff), _z(activity), _z(age)
+    scale = lambda x: (float(np.mean(x)), float(np.std(x)) if np.std(x) > 0 else 1.)
     # exposure
     lin_e = confounding*(1.0*z_pop + 1.0*z_aff + 0.5*z_act - 0.4*z_age)
     clip = (0.02, 0.98)
@@ -468,7 +487,8 @@ def simulate(base:RecData|None=None,  # MovieLens-like data with `history` (defa
     truth = pd.DataFrame({PROPENSITY: e, 'mu0': mu0, 'mu1': mu1, 'tau': mu1 - mu0, 'y0': y0, 'y1': y1})
     params = dict(n_users=n_users, n_candidates=n_candidates, confounding=confounding, effect_scale=effect_scale,
                   exposure_rate=exposure_rate, base_rate=base_rate, seed=seed)
-    return SimWorld(data, truth, params)
+    om = dict(popularity=scale(popularity), affinity=scale(aff), activity=scale(activity), age=scale(age), b=float(b), effect_scale=float(effect_scale))
+    return SimWorld(data, truth, params, om)
 
 # %% ../nbs/00_data.ipynb #6ffad698
 def confounding_sweep(gammas=(0., 0.5, 1.0, 1.5, 2.0), # confounding strengths to draw

@@ -16,11 +16,11 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['OPE_ESTIMATORS', 'SCHNABEL_MARGINAL', 'SCHNABEL_PREDICTIONS', 'EvaluationInputError', 'EvaluationWarning', 'auc',
            'top_k', 'gini', 'RankingResult', 'ranking_metrics', 'OPEResult', 'off_policy_value',
-           'bernoulli_ts_action_dist', 'obd_bts_prior', 'uniform_policy', 'uplift_curve', 'auuc', 'qini_coefficient',
-           'uplift_at_k', 'plot_uplift', 'true_uplift_at_k', 'causal_ranking_metrics', 'ABTestResult', 'world_truth',
-           'simulate_ab_test', 'offline_lift', 'MatrixFactorization', 'schnabel_true_ratings', 'schnabel_propensities',
-           'schnabel_predictions', 'schnabel_deltas', 'mnar_estimates', 'schnabel_estimation_table',
-           'schnabel_learning']
+           'bernoulli_ts_action_dist', 'obd_bts_prior', 'uniform_policy', 'ranking_policy', 'uplift_curve', 'auuc',
+           'qini_coefficient', 'uplift_at_k', 'plot_uplift', 'true_uplift_at_k', 'causal_ranking_metrics',
+           'ABTestResult', 'world_truth', 'simulate_ab_test', 'offline_lift', 'MatrixFactorization',
+           'schnabel_true_ratings', 'schnabel_propensities', 'schnabel_predictions', 'schnabel_deltas',
+           'mnar_estimates', 'schnabel_estimation_table', 'schnabel_learning', 'Refutation', 'refute', 'sanity_checks']
 
 # %% ../nbs/06_evaluate.ipynb #fe56ba0b
 class EvaluationInputError(ValueError):
@@ -447,6 +447,31 @@ def uniform_policy(items, # the item ids of the catalogue
     if len_list is None: return pd.DataFrame(dict(item_id=items, prob=1.0 / len(items)))
     return pd.DataFrame(dict(item_id=np.repeat(items, len_list), position=np.tile(np.arange(1, len_list + 1), len(items)),
                              prob=1.0 / len(items)))
+
+# %% ../nbs/06_evaluate.ipynb #9d1e3eed
+def ranking_policy(scores:pd.DataFrame, # user_id, item_id, score: a model's ranking (higher first), covering every user of the logs
+                   logs:pd.DataFrame, # logged rows: user_id and, for slates, the slot column
+                   position:str|None='position', # the slot column (slot p shows the p-th ranked item); None: every row shows the top item
+                   actions=None, # the action (item) ids, the target's columns (default: the items in `scores`)
+                   epsilon:float=0.0, # explore: with probability epsilon show a uniformly random item instead (more overlap with the logs, lower variance)
+                  )->pd.DataFrame: # wide target for `off_policy_value`: one row per logged row, a distribution over the actions
+    "The policy 'show each user their ranking, slot by slot' (epsilon-greedy if epsilon > 0) as a per-row target distribution."
+    _need_cols(scores, ['user_id', 'item_id', 'score'], 'scores'); _need_cols(logs, ['user_id'] + ([position] if position else []), 'logs')
+    s = scores.sort_values(['user_id', 'score', 'item_id'], ascending=[True, False, True], kind='mergesort')
+    s = s.assign(slot=s.groupby('user_id').cumcount() + 1)
+    slots = logs[position].to_numpy() if position else np.ones(len(logs), int)
+    pick = s.set_index(['user_id', 'slot']).item_id.reindex(pd.MultiIndex.from_arrays([logs.user_id.to_numpy(), slots]))
+    if pick.isna().any():
+        miss = pick[pick.isna()].index[:3].tolist()
+        raise EvaluationInputError(f"scores rank too few items for {int(pick.isna().sum())} logged row(s), e.g. (user, slot) {miss}: score every user of the logs, at least as many items as slots")
+    cols = list(actions) if actions is not None else sorted(pd.unique(scores.item_id))
+    W = pd.DataFrame(0.0, index=range(len(logs)), columns=cols)
+    j = W.columns.get_indexer(pick.to_numpy())
+    if (j < 0).any(): raise EvaluationInputError(f"the ranking chooses item(s) not among the actions, e.g. {pick.to_numpy()[j < 0][0]!r}")
+    if not 0 <= epsilon <= 1: raise EvaluationInputError(f"epsilon must lie in [0, 1], got {epsilon}")
+    W.values[:] = epsilon/W.shape[1]
+    W.values[np.arange(len(logs)), j] += 1.0 - epsilon
+    return W
 
 # %% ../nbs/06_evaluate.ipynb #63f6666c
 def _uplift_inputs(scores, treatment, outcome):
@@ -943,3 +968,121 @@ def schnabel_learning(Y, # true rating matrix
     return df.groupby('learner', sort=False).agg(MSE=('MSE', 'mean'), MSE_sd=('MSE', 'std'), MAE=('MAE', 'mean'),
                                                   MAE_sd=('MAE', 'std'), l2=('l2', lambda s: s.mode().iloc[0] if s.notna().any() else np.nan),
                                                   n_masks=('rep', 'size'))
+
+# %% ../nbs/06_evaluate.ipynb #65ef92e7
+@dataclass
+class Refutation:
+    "The result of `refute`: one row per test, and whether the estimate survived it."
+    estimate:float        # the original estimate
+    se:float              # its standard error
+    table:pd.DataFrame    # test, new_effect, spread, statistic, passed, reading
+    @property
+    def passed(self)->bool: return bool(self.table.passed.all())
+    def __repr__(self):
+        lines = [f"estimate {self.estimate:.4f} (se {self.se:.4f}): {'passed every refutation' if self.passed else 'FAILED ' + ', '.join(self.table.test[~self.table.passed])}"]
+        lines += [f"  {r.test:<20} new effect {r.new_effect:+.4f} (spread {r.spread:.4f}): {r.reading}" for r in self.table.itertuples()]
+        return '\n'.join(lines)
+
+def _est(estimator, df, treatment, outcome, covariates, kw):
+    r = estimator(df, treatment=treatment, outcome=outcome, covariates=list(covariates), **kw)
+    if isinstance(r, tuple): return float(r[0]), float(r[1])
+    return float(r.estimate), float(r.se)
+
+def refute(estimator:Callable, # e.g. `causal_llmrec.matching.aipw`: (df, treatment=, outcome=, covariates=, **kw) -> result with estimate, se
+           df:pd.DataFrame, # the data the estimate was made on
+           treatment:str, # binary treatment column
+           outcome:str, # outcome column
+           covariates:Sequence[str], # the adjustment set
+           tests:Sequence[str]=('placebo', 'random_common_cause', 'subset'), # which refutations to run
+           n_placebo:int=5, # permutations of the treatment
+           n_subsets:int=5, # random subsets
+           subset_frac:float=0.8, # share of rows in each subset
+           tolerance:float=0.5, # random common cause: allowed move, in standard errors
+           seed:int=0, # seed of the permutations, the random covariate and the subsets
+           progress:bool=False, # show a progress bar
+           **kwargs, # passed to the estimator (e.g. estimand='ATT')
+          )->Refutation:
+    "Placebo-treatment, random-common-cause and data-subset refutations of an effect estimate."
+    if not callable(estimator): raise EvaluationInputError(f"estimator must be callable, got {type(estimator).__name__}")
+    bad = [t for t in tests if t not in ('placebo', 'random_common_cause', 'subset')]
+    if bad: raise EvaluationInputError(f"unknown refutation(s) {bad}; choose from placebo, random_common_cause, subset")
+    _need_cols(df, [treatment, outcome, *covariates], 'df')
+    if len(df) == 0: raise EvaluationInputError("df is empty: nothing to refute")
+    if not 0 < subset_frac < 1: raise EvaluationInputError(f"subset_frac must lie in (0, 1), got {subset_frac}")
+    for nm, v in (('n_placebo', n_placebo), ('n_subsets', n_subsets)):
+        if int(v) < 2: raise EvaluationInputError(f"{nm} must be at least 2, got {v}")
+    rng = np.random.default_rng(seed)
+    est, se = _est(estimator, df, treatment, outcome, covariates, kwargs)
+    rows = []
+    bar = tqdm(total=(n_placebo if 'placebo' in tests else 0) + ('random_common_cause' in tests) + (n_subsets if 'subset' in tests else 0),
+               desc='refute', disable=not progress)
+    if 'placebo' in tests:
+        vals, ses = [], []
+        for _ in range(n_placebo):
+            e, s = _est(estimator, df.assign(**{treatment: rng.permutation(df[treatment].to_numpy())}), treatment, outcome, covariates, kwargs)
+            vals.append(e); ses.append(s); bar.update()
+        m, s = float(np.mean(vals)), float(np.mean(ses))
+        z = m/(s/np.sqrt(n_placebo)) if s > 0 else np.inf*np.sign(m)
+        ok = abs(z) < 2.58 and abs(m) < abs(est) + 1e-12
+        rows.append(dict(test='placebo', new_effect=m, spread=float(np.std(vals, ddof=1)), statistic=z, passed=ok,
+                         reading=(f"a permuted treatment gives {m:+.4f}, about zero as it must" if ok else
+                                  f"a permuted treatment still gives {m:+.4f} (z = {z:.1f}): the design finds effects in noise")))
+    if 'random_common_cause' in tests:
+        col = '_random_common_cause'
+        while col in df.columns: col += '_'
+        e, s = _est(estimator, df.assign(**{col: rng.standard_normal(len(df))}), treatment, outcome, [*covariates, col], kwargs)
+        moved = abs(e - est)/se if se > 0 else np.inf
+        ok = moved < tolerance; bar.update()
+        rows.append(dict(test='random_common_cause', new_effect=e, spread=s, statistic=moved, passed=ok,
+                         reading=(f"moved {moved:.2f} standard errors (< {tolerance})" if ok else
+                                  f"moved {moved:.2f} standard errors when a random covariate was added: the estimate is unstable")))
+    if 'subset' in tests:
+        n = len(df); k = int(round(subset_frac*n)); vals = []
+        for _ in range(n_subsets):
+            vals.append(_est(estimator, df.iloc[np.sort(rng.choice(n, k, replace=False))], treatment, outcome, covariates, kwargs)[0]); bar.update()
+        m, sd = float(np.mean(vals)), float(np.std(vals, ddof=1))
+        # the spread of 80% subsets around the full estimate is about se*sqrt((1-f)/f); allow 3 of those
+        allow = 3*se*np.sqrt((1 - subset_frac)/subset_frac)
+        ok = abs(m - est) <= allow
+        rows.append(dict(test='subset', new_effect=m, spread=sd, statistic=abs(m - est)/allow*3 if allow > 0 else np.inf, passed=ok,
+                         reading=(f"{subset_frac:.0%} subsets agree ({m:+.4f} ± {sd:.4f})" if ok else
+                                  f"{subset_frac:.0%} subsets give {m:+.4f}, far from the full estimate {est:+.4f}")))
+    bar.close()
+    return Refutation(est, se, pd.DataFrame(rows))
+
+# %% ../nbs/06_evaluate.ipynb #fc5fc07b
+def sanity_checks(auc_value:float|None=None, # the outcome model's AUC on held-out pairs
+                  effects:pd.DataFrame|None=None, # per-unit or per-item effect estimates: column `tau` (and optional `lo`, `hi` interval)
+                  estimate:float|None=None, # the average effect estimate
+                  ci:tuple|None=None, # its interval (lo, hi)
+                  propensity:Sequence[float]|None=None, # estimated propensities of the units
+                  treatment:Sequence[int]|None=None, # the 0/1 treatment of the same units
+                  min_treated:int=30, # fewer treated (or control) units than this is a warning
+                  overlap_eps:float=0.01, # propensities below eps or above 1-eps count as no overlap
+                 )->list: # plain-sentence warnings, most serious first; empty when nothing looks wrong
+    "Plain warnings a report puts first: weak outcome model, all effects negative, intervals covering zero, thin overlap, few treated."
+    out = []
+    if treatment is not None:
+        t = _arr(treatment, 'treatment', int); n1 = int(t.sum()); n0 = len(t) - n1
+        if min(n1, n0) < min_treated:
+            out.append(f"Only {n1} treated and {n0} control units: too few for a stable estimate (want at least {min_treated} of each).")
+    if propensity is not None:
+        p = _arr(propensity, 'propensity'); ext = float(np.mean((p < overlap_eps) | (p > 1 - overlap_eps)))
+        if ext > 0.1:
+            out.append(f"{ext:.0%} of units have a propensity below {overlap_eps} or above {1 - overlap_eps}: treated and control "
+                       "units barely overlap, so the estimate leans on extrapolation.")
+    if auc_value is not None and np.isfinite(auc_value) and auc_value < 0.5:
+        out.append(f"The outcome model ranks worse than chance (AUC {auc_value:.2f} < 0.5) on held-out pairs: its effect "
+                   "estimates and rankings should not be trusted.")
+    if effects is not None and len(effects):
+        tau = _arr(effects['tau'], 'tau')
+        if (tau < 0).all():
+            out.append(f"Every one of the {len(tau):,} estimated effects is negative: recommending any item is estimated to "
+                       "lower the outcome; check the treatment definition and the outcome model before acting on the ranking.")
+        if {'lo', 'hi'} <= set(effects.columns):
+            cz = float(np.mean((effects['lo'] <= 0) & (effects['hi'] >= 0)))
+            if cz > 0.5: out.append(f"{cz:.0%} of the per-item intervals cover zero: most items' effects are not distinguishable from none.")
+    if ci is not None and ci[0] <= 0 <= ci[1]:
+        out.append(f"The interval of the average effect ({ci[0]:+.4f}, {ci[1]:+.4f}) covers zero: the data do not show an effect "
+                   f"{'' if estimate is None else f'(estimate {estimate:+.4f}) '}at this confidence level.")
+    return out

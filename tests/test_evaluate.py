@@ -330,3 +330,54 @@ def test_true_uplift_at_k_short_candidate_lists():
         r = true_uplift_at_k(eff[['user_id', 'item_id']].assign(score=eff.tau), eff, k=10)
     assert np.isclose(r['random'], (0.7 + tau2.mean()*10)/2)
     assert np.isclose(r['model'], r['oracle']) and np.isclose(r['oracle'], (0.7 + np.sort(tau2)[-10:].sum())/2)
+
+
+# ---- judged without truth: refutations and sanity checks (issue 13)
+from causal_llmrec.evaluate import refute, sanity_checks
+
+def _confounded(n=3000, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n); t = (rng.random(n) < 1/(1 + np.exp(-x))).astype(int)
+    return pd.DataFrame(dict(x=x, t=t, y=0.5*t + x + rng.standard_normal(n)))
+
+def test_refute_passes_a_sound_estimate_and_fails_a_stale_one():
+    from causal_llmrec.matching import aipw
+    df = _confounded()
+    r = refute(aipw, df, 't', 'y', ['x'], seed=3)
+    assert r.passed and abs(r.estimate - 0.5) < 0.12 and list(r.table.test) == ['placebo', 'random_common_cause', 'subset']
+    t0 = df.t.to_numpy()
+    stale = lambda d, treatment, outcome, covariates, **k: aipw(d.assign(**{treatment: t0[d.index]}), treatment, outcome, covariates, **k)
+    bad = refute(stale, df, 't', 'y', ['x'], tests=('placebo',), seed=3)
+    assert not bad.passed and 'finds effects in noise' in bad.table.reading[0]
+    # a tuple-returning estimator works too; bad arguments are refused by name
+    diff = lambda d, treatment, outcome, covariates: (d[d[treatment] == 1][outcome].mean() - d[d[treatment] == 0][outcome].mean(), 0.05)
+    assert refute(diff, df, 't', 'y', [], tests=('subset',)).table.shape[0] == 1
+    for kw, msg in [(dict(tests=('nope',)), 'unknown refutation'), (dict(subset_frac=1.5), 'subset_frac'), (dict(n_placebo=1), 'n_placebo')]:
+        with pytest.raises(ValueError, match=msg): refute(aipw, df, 't', 'y', ['x'], **kw)
+    with pytest.raises(ValueError, match='empty'): refute(aipw, df.iloc[:0], 't', 'y', ['x'])
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['z'\]"): refute(aipw, df, 't', 'y', ['z'])
+
+def test_sanity_checks_say_what_is_wrong():
+    w = sanity_checks(auc_value=0.45)
+    assert len(w) == 1 and 'worse than chance' in w[0]
+    assert 'negative' in sanity_checks(effects=pd.DataFrame({'tau': [-1., -2.]}))[0]
+    assert 'covers zero' in sanity_checks(estimate=0.1, ci=(-0.1, 0.3))[0]
+    assert 'too few' in sanity_checks(treatment=[1]*5 + [0]*100)[0]
+    assert 'barely overlap' in sanity_checks(propensity=[0.001]*5 + [0.5]*5)[0]
+    assert sanity_checks(auc_value=0.8, effects=pd.DataFrame({'tau': [0.1, -0.1]}), estimate=0.1, ci=(0.05, 0.2)) == []
+
+def test_ranking_policy_is_the_slot_by_slot_ranking():
+    from causal_llmrec.evaluate import ranking_policy
+    sc = pd.DataFrame({'user_id': [1, 1, 1, 2, 2, 2], 'item_id': [10, 11, 12, 10, 11, 12], 'score': [.9, .5, .1, .2, .8, .3]})
+    W = ranking_policy(sc, pd.DataFrame({'user_id': [1, 1, 2, 2], 'position': [1, 3, 1, 2]}))
+    assert W.to_numpy().argmax(1).tolist() == [0, 2, 1, 2] and (W.sum(1) == 1).all()
+    assert ranking_policy(sc, pd.DataFrame({'user_id': [2]}), position=None).to_numpy().argmax(1).tolist() == [1]
+    with pytest.raises(EvaluationInputError, match='too few items'): ranking_policy(sc, pd.DataFrame({'user_id': [1], 'position': [4]}))
+    with pytest.raises(EvaluationInputError, match='too few items'): ranking_policy(sc, pd.DataFrame({'user_id': [3], 'position': [1]}))
+    # with the logs of a uniform policy, IPS of the ranking policy is unbiased for its value
+    rng = np.random.default_rng(0); n = 20000
+    logs = pd.DataFrame({'user_id': rng.integers(1, 3, n), 'item_id': rng.choice([10, 11, 12], n), 'position': 1, 'propensity': 1/3})
+    best = {1: 10, 2: 11}
+    logs['outcome'] = (rng.random(n) < np.where(logs.item_id == logs.user_id.map(best), 0.3, 0.05)).astype(float)
+    r = off_policy_value(logs, ranking_policy(sc, logs), n_boot=50)
+    assert abs(r.estimates.loc['IPS', 'value'] - 0.3) < 0.02

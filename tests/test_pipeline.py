@@ -9,7 +9,7 @@ import numpy as np, pandas as pd
 import pytest, yaml
 
 from causal_llmrec.pipeline import (PipelineConfig, Pipeline, run_pipeline, recommend, effects_table, ConfigError,
-                                    PipelineError, UnknownUserError, STAGES, atomic_write, atomic_path, stable_hash)
+                                    PipelineError, UnknownUserError, STAGES, atomic_write, atomic_path, stable_hash, file_hash, RUN_MARKER)
 
 
 def shared_run(tmp_path_factory):
@@ -46,27 +46,74 @@ def test_every_setting_is_documented():
 @pytest.mark.parametrize("bad, needle", [
     ({"trian": {}}, "unknown setting trian (did you mean 'train'?)"),
     ({"train": {"encoder_step": 1}}, "unknown setting train.encoder_step"),
+    ({"train": {"seed": 1}}, "unknown setting train.seed (the run sets it"),
+    ({"evaluate": {"n_bins": 10}}, "unknown setting evaluate.n_bins"),          # removed: it was never used
     ({"seed": "one"}, "setting seed must be an integer"),
     ({"seed": 1.5}, "setting seed must be an integer"),
+    ({"seed": -1}, "setting seed must be in [0, 4294967295], got -1"),
     ({"train": {"lr": "fast"}}, "setting train.lr must be a number"),
+    ({"train": {"lr": -1}}, "setting train.lr must be in (0, 1], got -1.0"),
+    ({"train": {"head_epochs": -1}}, "setting train.head_epochs must be in [1, 10000], got -1"),
+    ({"train": {"max_length": 100000}}, "setting train.max_length must be in [8, 512], got 100000"),
+    ({"train": {"precision": "fp64"}}, "train.precision must be one of"),
+    ({"train": {"clip": 0.7}}, "setting train.clip must be in (0, 0.5), got 0.7"),
+    ({"data": {"confounding": float("inf")}}, "setting data.confounding must be a finite number, got inf"),
+    ({"data": {"effect_scale": float("nan")}}, "setting data.effect_scale must be a finite number"),
+    ({"discover": {"threshold": -1}}, "setting discover.threshold must be in [0, 100], got -1.0"),
+    ({"discover": {"bootstrap": -2}}, "setting discover.bootstrap must be in [0, 1000], got -2"),
+    ({"report": {"n_example_users": -1}}, "setting report.n_example_users must be in [0, 10000], got -1"),
+    ({"report": {"title": "x" * 201}}, "setting report.title must be at most 200 characters"),
     ({"discover": {"domain_knowledge": "yes"}}, "must be true or false"),
     ({"estimate": {"estimand": "CATE"}}, "estimate.estimand must be one of"),
+    ({"estimate": {"caliper": 0}}, "setting estimate.caliper must be in (0, 100], got 0.0"),
     ({"rank": {"by": "random"}}, "rank.by must be one of"),
     ({"data": 3}, "section data must be a mapping"),
-    ({"data": {"n_users": 2}}, "data.n_users must be >= 10"),
-    ({"data": {"test_frac": 1.5}}, "data.test_frac must be in (0, 1)"),
-    ({"rank": {"k": 0}}, "rank.k must be >= 1"),
+    ({"data": {"n_users": 2}}, "setting data.n_users must be in [10, 10000000], got 2"),
+    ({"data": {"test_frac": 1.5}}, "setting data.test_frac must be in (0, 1), got 1.5"),
+    ({"rank": {"k": 0}}, "setting rank.k must be in [1, 10000], got 0"),
     ({"evaluate": {"k": 50}}, "evaluate.k (50) must be <= rank.k"),
     ({"device": "gpu"}, "setting device must be"),
     ({"train": {"encoder": None}}, "setting train.encoder must not be empty"),
     ({"train": {"inputs": "tabular"}}, "train.inputs must be one of"),
     ({"train": {"cross_fit_folds": 1}}, "train.cross_fit_folds must be 0 (no cross-fitting) or >= 2"),
-    ({"train": {"cross_fit_encoder_steps": -1}}, "train.cross_fit_encoder_steps must be >= 0"),
+    ({"train": {"cross_fit_encoder_steps": -1}}, "setting train.cross_fit_encoder_steps must be in [0, 10000000], got -1"),
     ({"evaluate": {"baselines": ["dlce", "magic"]}}, "evaluate.baselines has unknown method(s) ['magic']"),
 ])
 def test_bad_settings_name_the_setting(bad, needle):
     with pytest.raises(ConfigError) as e: PipelineConfig.from_dict(bad)
     assert needle in str(e.value)
+
+
+def test_every_numeric_setting_has_a_range():
+    "A numeric setting without a range (e.g. a field TrainConfig gains later) fails here until it gets one."
+    from dataclasses import fields, is_dataclass
+    from causal_llmrec.settings import _RANGES, _settings_items
+    cfg = PipelineConfig()
+    types = {}
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if is_dataclass(v): types.update({f"{f.name}.{g.name}": str(g.type) for g in fields(v)})
+        else: types[f.name] = str(f.type)
+    numeric = [k for k, t in types.items() if "int" in t or "float" in t]
+    assert numeric and not [k for k in numeric if k not in _RANGES], [k for k in numeric if k not in _RANGES]
+    for k, (lo, hi, _, _) in _RANGES.items():   # every default lies in its range
+        v = dict(_settings_items(cfg))[k]
+        assert v is None or lo <= v <= hi, (k, v)
+
+
+def test_train_settings_are_train_config():
+    "Every TrainConfig field but the five the run sets can be set from YAML, and reaches the TrainConfig the train stage uses."
+    from dataclasses import fields
+    from causal_llmrec.bert import TrainConfig
+    from causal_llmrec.settings import TRAIN_RUN_FIELDS, TrainSettings
+    tc_fields = {f.name for f in fields(TrainConfig)} - set(TRAIN_RUN_FIELDS)
+    assert tc_fields <= {f.name for f in fields(TrainSettings)}
+    cfg = PipelineConfig.from_dict({"seed": 4, "train": {"weight_decay": 0.0, "g_weight": 2.5, "patience": 5, "select": "loss", "lr": 1e-4}})
+    tc = cfg.train.train_config(device="cpu", seed=cfg.seed, progress=False)
+    assert (tc.weight_decay, tc.g_weight, tc.patience, tc.select, tc.lr, tc.seed) == (0.0, 2.5, 5, "loss", 1e-4, 4)
+    assert tc.head_batch_size == TrainConfig().head_batch_size   # fields the pipeline does not override keep TrainConfig's default
+    text = PipelineConfig().to_yaml()
+    assert "encoder_steps: 40  # cached strategy" in text and "(pipeline default; TrainConfig's is 100)" in text
 
 
 def test_bad_yaml_files(tmp_path):
@@ -107,9 +154,13 @@ def test_output_folder(quick):
         must += ["discover/graph.json", "discover/graph.png"]
     missing = [m for m in must if not (out / m).exists()]
     assert not missing, missing
-    assert not [p.name for p in out.iterdir() if p.name.startswith((".staging", ".old"))]
+    assert not [p.name for p in out.iterdir() if p.name.startswith((".staging", ".old", ".lock"))]
+    assert (out / RUN_MARKER).is_file() and not list(out.rglob("*.pkl"))   # no pickle anywhere in a run folder
     man = json.loads((out / "manifest.json").read_text())
     assert set(man["stages"]) == set(res.stages.stage)
+    for s, m in man["stages"].items():   # a content hash of every file the stage wrote
+        assert set(m["hashes"]) == {f"{s}/{f}" for f in m["files"]} | ({"report.html"} if s == "report" else set())
+        assert all(file_hash(out / rel) == h for rel, h in m["hashes"].items())
     assert PipelineConfig.from_dict(man["config"]) == PipelineConfig.quick()
 
 
@@ -144,7 +195,7 @@ def test_rerun_reuses_every_stage(quick):
     assert (again.stages.status == "reused").all()
 
 
-def test_changed_settings_need_force_and_rerun_only_downstream(quick, tmp_path):
+def test_changed_settings_need_force_and_force_recomputes(quick, tmp_path):
     out, _ = quick
     run = copy_run(out, tmp_path / "run")
     cfg = PipelineConfig.quick(rank={"k": 5}, evaluate={"k": 5})
@@ -152,10 +203,16 @@ def test_changed_settings_need_force_and_rerun_only_downstream(quick, tmp_path):
     assert st["data"] == st["train"] == st["estimate"] == "done" and st["recommend"] == st["evaluate"] == "stale"
     with pytest.raises(PipelineError, match=r"rank.k: 10 -> 5.*--force"):
         run_pipeline(out=run, config=cfg, progress=False)
-    cheap = PipelineConfig.quick(report={"title": "another title"})
-    res = run_pipeline(out=run, config=cheap, force=True, progress=False)
-    assert res.stages.set_index("stage").status.to_dict() == {s: ("ran" if s == "report" else "reused") for s in res.stages.stage}
-    assert "another title" in (run / "report.html").read_text()
+    # --force recomputes every stage the target needs, with the same numbers
+    before = (run / "estimate" / "effects.csv").read_bytes()
+    res = run_pipeline(out=run, config=PipelineConfig.quick(), until="estimate", force=True, progress=False)
+    assert (res.stages.status == "ran").all() and list(res.stages.stage) == ["data", "discover", "estimate"]
+    assert (run / "estimate" / "effects.csv").read_bytes() == before
+    # settings that change only the report: a run up to estimate drops the stale report instead of leaving it behind
+    res = run_pipeline(out=run, config=PipelineConfig.quick(report={"title": "another title"}), until="estimate", progress=False)
+    assert (res.stages.status == "reused").all() and not (run / "report.html").exists() and res.report is None
+    man = json.loads((run / "manifest.json").read_text())
+    assert "report" not in man["stages"] and man["config"]["report"]["title"] == "another title"
 
 
 def test_interrupted_stage_leaves_no_trace_and_resumes(quick, tmp_path, monkeypatch):
@@ -179,15 +236,18 @@ def test_interrupted_stage_leaves_no_trace_and_resumes(quick, tmp_path, monkeypa
     assert (res.stages.status == "reused").sum() == len(res.stages) - 1
 
 
-def test_existing_folder_is_not_overwritten(tmp_path):
+def test_existing_folder_is_not_written_even_with_force(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(PipelineError, match="not a causal_llmrec run folder.*--force"):
-        run_pipeline(out=tmp_path, config=PipelineConfig.quick(), until="data", progress=False)
+    for force in (False, True):
+        with pytest.raises(PipelineError, match="not a causal_llmrec run folder.*--force does not change that"):
+            run_pipeline(out=tmp_path, config=PipelineConfig.quick(), until="data", force=force, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "mine"
     f = tmp_path / "file"; f.write_text("x")
     with pytest.raises(PipelineError, match="is a file"):
         run_pipeline(out=f, config=PipelineConfig.quick(), until="data", progress=False)
-    res = run_pipeline(out=tmp_path, config=PipelineConfig.quick(), until="data", force=True, progress=False)
-    assert (tmp_path / "notes.txt").read_text() == "mine" and list(res.stages.stage) == ["data"]
+    empty = tmp_path / "empty"; empty.mkdir()
+    res = run_pipeline(out=empty, config=PipelineConfig.quick(), until="data", progress=False)   # an empty folder is fine
+    assert (empty / RUN_MARKER).is_file() and list(res.stages.stage) == ["data"]
 
 
 def test_any_recdata_runs_through_estimate(tmp_path):
@@ -197,7 +257,7 @@ def test_any_recdata_runs_through_estimate(tmp_path):
     s = json.loads((tmp_path / "r" / "data" / "summary.json").read_text())
     assert s["truth"] is None and s["n_pairs"] == 450
     eff = pd.read_csv(tmp_path / "r" / "estimate" / "effects.csv")
-    assert set(eff.method) == {"matching", "IPW", "AIPW"} and eff.se.gt(0).all()
+    assert set(eff.method) == {"matching", "IPW", "AIPW", "IPW (logged propensities)", "AIPW (logged propensities)"} and eff.se.gt(0).all()
 
 
 def test_causalbert_reads_the_adjustment_set_and_effects_are_cross_fitted(quick):

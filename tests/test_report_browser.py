@@ -1,11 +1,35 @@
-"""The HTML report of a run opened in headless Chromium: it renders offline with its figures and sections."""
-import re, struct
+"""The HTML report of a run opened in headless Chromium: it renders offline with its figures and sections.
+
+`find_chromium` and `headless_dom` are also used by test_faults.py (hostile names in the report)."""
+import os, re, shutil, struct, subprocess, tempfile
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
 
-from causal_llmrec.docsite import find_chromium, headless_dom
+
+
+def find_chromium():
+    "A headless-capable Chromium/Chrome binary ($CHROMIUM first), or None."
+    for c in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if c and shutil.which(c): return shutil.which(c)
+    return None
+
+
+def headless_dom(path, screenshot=None, size=(1280, 2000), timeout=90):
+    "Load a local HTML file in headless Chromium, offline with a throw-away profile; return the DOM after its scripts ran."
+    exe = find_chromium()
+    url = Path(path).resolve().as_uri()
+    with tempfile.TemporaryDirectory(prefix="chromium-") as prof:
+        flags = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", f"--user-data-dir={prof}", "--hide-scrollbars",
+                 f"--window-size={size[0]},{size[1]}", "--virtual-time-budget=5000"]
+        if screenshot:
+            r = subprocess.run(flags + [f"--screenshot={Path(screenshot).resolve()}", url], capture_output=True, text=True, timeout=timeout)
+            assert r.returncode == 0 and Path(screenshot).exists(), r.stderr[-500:]
+        r = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr[-500:]
+    return r.stdout
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +46,11 @@ def test_report_is_self_contained(run_dir):
     assert len(srcs) >= 5 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not soup.find_all(["link", "script"], src=True) and not soup.find_all("link", href=True)  # nothing fetched
     ids = {s["id"] for s in soup.find_all("section")}
-    assert {"data", "graph", "balance", "effects", "training", "uplift", "recommendations", "run"} <= ids
+    assert {"summary", "data", "graph", "balance", "effects", "training", "uplift", "recommendations", "run"} <= ids
+    assert [s["id"] for s in soup.find_all("section")][0] == "summary"      # the plain-sentence findings come first
+    found = [li.get_text() for li in soup.select("#summary li")]
+    assert len(found) >= 5 and any("intervals cover the truth" in t for t in found) and any("held-out users" in t for t in found)
+    assert str(run_dir.parent) not in html                                 # no machine path
     alts = {i["alt"] for i in soup.find_all("img")}
     assert {"love plot", "propensity overlap", "effect estimates", "training curves", "uplift curves"} <= alts
 

@@ -59,4 +59,43 @@ def test_item_texts(movielens):
 def test_bad_input(small):
     with pytest.raises(TypeError, match='RecData'): user_texts(small.users)
     with pytest.raises(ValueError, match='n_history'): user_texts(small, n_history=-1)
-    with pytest.raises(ValueError, match='features alone'): user_texts(small, max_tokens=4)
+    with pytest.raises(ValueError, match='no room'): user_texts(small, max_tokens=4)
+    with pytest.warns(UserWarning, match='were cut to fit'):
+        t = user_texts(small, max_tokens=18)
+    tok = default_tokenizer()
+    assert all(len(tok(x)["input_ids"]) <= 18 for x in t) and all(x.endswith('no history.') for x in t)
+
+
+# ---- wording, templates and size limits (issue 13/14)
+from causal_llmrec.text import render, template_fields, wording_for, Wording, WORDINGS
+
+def _shop():
+    users = pd.DataFrame({'region': ['north', 'south'], 'tier': ['gold', 'basic']}, index=pd.Index([1, 2], name='user_id'))
+    items = pd.DataFrame({'brand': ['acme', 'zeta'], 'category': ['shoes', 'hats'], 'price': [59.0, 12.5]},
+                         index=pd.Index([10, 11], name='item_id'))
+    inter = pd.DataFrame({'user_id': [1, 1, 2], 'item_id': [10, 11, 10], 'timestamp': [1, 2, 3]})
+    return RecData(users, items, inter, name='shop')
+
+def test_generic_wording_uses_the_users_own_columns(movielens):
+    d = _shop()
+    ut, it = texts(d, max_tokens=None)
+    assert ut.loc[1] == 'region north, tier gold. 2 past interactions. history, oldest to newest: brand acme. category shoes. price 59; brand zeta. category hats. price 12.5.'
+    assert it.loc[11] == 'brand zeta. category hats. price 12.5. seen by 1 users (common).'
+    assert wording_for(d) == Wording() and wording_for(movielens) == WORDINGS['movielens']
+
+def test_templates_render_and_refuse_code():
+    d = _shop()
+    ut, it = texts(d, max_tokens=None, user_template='a {tier} customer in the {region}', item_template='{brand} {category}', popularity=False)
+    assert it.tolist() == ['acme shoes.', 'zeta hats.']
+    assert ut.loc[2] == 'a basic customer in the south. 1 past interactions. history, oldest to newest: acme shoes.'
+    for bad in ['{brand.__class__.__mro__}', '{brand[0]}', '{0}', '{brand!r}', '{brand:>10}', '{nope}', '{', '']:
+        with pytest.raises(ValueError): texts(d, item_template=bad)
+
+def test_long_fields_are_cut_before_tokenising():
+    d = _shop(); d.items.loc[10, 'brand'] = 'b'*1_000_000
+    with pytest.warns(UserWarning, match='were cut'):
+        it = item_texts(d, max_field_chars=50)
+    assert len(it.loc[10]) < 120 and it.loc[10].startswith('brand ' + 'b'*50 + '…')
+    with pytest.warns(UserWarning, match='were cut'):
+        ut = user_texts(d, max_field_chars=50)
+    assert all(len(s) < 600 for s in ut)

@@ -1,0 +1,118 @@
+"""The data contract for a user's own files: every bad file gives one clear error naming file, column and rows."""
+import warnings
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from causal_llmrec.files import DataSpec, read_spec, check_data, load_data
+from causal_llmrec.data import DataError
+
+@pytest.fixture()
+def shop(tmp_path):
+    "A small exposure log (an A/B campaign) with users and items, written as CSV and Parquet."
+    rng = np.random.default_rng(0)
+    users = pd.DataFrame({'uid': np.arange(1, 41), 'region': rng.choice(['north', 'south'], 40), 'age': rng.integers(18, 70, 40)})
+    items = pd.DataFrame({'sku': [f's{i}' for i in range(12)], 'name': [f'item {i}' for i in range(12)], 'price': rng.uniform(5, 50, 12).round(2)})
+    pairs = pd.DataFrame([(u, s) for u in users.uid for s in rng.choice(items.sku, 5, replace=False)], columns=['uid', 'sku'])
+    pairs['shown'] = rng.integers(0, 2, len(pairs)); pairs['bought'] = (rng.random(len(pairs)) < 0.1 + 0.2*pairs.shown).astype(int)
+    pairs['p'] = 0.5
+    pairs.to_csv(tmp_path/'log.csv', index=False); users.to_csv(tmp_path/'people.csv', index=False); items.to_parquet(tmp_path/'catalogue.parquet')
+    spec = dict(interactions='log.csv', users='people.csv', items='catalogue.parquet',
+                columns=dict(user_id='uid', item_id='sku', exposure='shown', outcome='bought', propensity='p'))
+    import yaml; (tmp_path/'spec.yaml').write_text(yaml.safe_dump(spec))
+    return tmp_path
+
+def test_reads_a_yaml_spec(shop):
+    d = load_data(shop/'spec.yaml')
+    assert (d.n_users, d.n_items, len(d)) == (40, 12, 200)
+    assert set(d.interactions.columns) == {'user_id', 'item_id', 'exposure', 'outcome', 'propensity'}
+    assert d.interactions.exposure.isin([0, 1]).all() and list(d.users.columns) == ['region', 'age']
+    assert any('logged propensities are kept' in n for n in d.info['notes']) and d.info['treatment'] == 'exposure'
+    assert check_data(shop/'spec.yaml').ok
+
+def _break(shop, table, fn):
+    p = shop/table; df = pd.read_parquet(p) if p.suffix == '.parquet' else pd.read_csv(p)
+    df = fn(df); df.to_parquet(p) if p.suffix == '.parquet' else df.to_csv(p, index=False)
+
+@pytest.mark.parametrize('table, fn, file, column, words', [
+    ('log.csv', lambda d: d.drop(columns='bought'), 'log.csv', 'bought', 'missing'),
+    ('log.csv', lambda d: d.assign(bought=d.bought.map({0: 'n', 1: 'y'})), 'log.csv', 'bought', 'numeric'),
+    ('log.csv', lambda d: d.assign(bought=d.bought*3), 'log.csv', 'bought', '0/1'),
+    ('log.csv', lambda d: d.assign(p=d.p.where(d.index != 7, 0.0)), 'log.csv', 'p', '(0, 1]'),
+    ('log.csv', lambda d: d.assign(shown=d.shown.where(d.index != 2, 5)), 'log.csv', 'shown', '0/1'),
+    ('log.csv', lambda d: pd.concat([d, d.iloc[[3]]]), 'log.csv', 'uid, sku', 'repeat'),
+    ('log.csv', lambda d: d.assign(bought=d.bought.astype(float).where(d.index != 4, np.nan)), 'log.csv', 'bought', 'missing value'),
+    ('log.csv', lambda d: d.assign(p=d.p.where(d.index != 4, np.inf)), 'log.csv', 'p', 'infinite'),
+    ('people.csv', lambda d: pd.concat([d, d.iloc[[0]]]), 'people.csv', 'uid', 'duplicate'),
+    ('people.csv', lambda d: d[d.uid != 5], 'log.csv', 'uid', 'absent from people.csv'),
+    ('people.csv', lambda d: d.assign(uid=d.uid.astype(str) + 'x'), 'people.csv', 'uid', 'text here but numbers'),
+    ('people.csv', lambda d: d.iloc[:0], 'people.csv', '', 'empty'),
+    ('catalogue.parquet', lambda d: d[d.sku != 's3'], 'log.csv', 'sku', 'absent from catalogue.parquet'),
+])
+def test_each_bad_file_names_file_column_rows(shop, table, fn, file, column, words):
+    _break(shop, table, fn)
+    c = check_data(shop/'spec.yaml')
+    assert not c.ok
+    pr = c.problems[0]
+    assert Path(pr.file).name == file and pr.column == column and words in str(pr), str(pr)
+    with pytest.raises(DataError, match=file.replace('.', r'\.')): load_data(shop/'spec.yaml')
+
+def test_bad_specs(shop):
+    with pytest.raises(FileNotFoundError, match='does not exist'): read_spec(shop/'nope.yaml')
+    with pytest.raises(DataError, match='unknown key'): read_spec({'interactions': 'x.csv', 'treatmnet': 'shown'})
+    with pytest.raises(DataError, match='treatment must be one of'): read_spec({'interactions': 'x.csv', 'treatment': 'clicks'})
+    with pytest.raises(DataError, match='candidates must be an integer'): read_spec({'interactions': 'x.csv', 'candidates': -1})
+    assert not check_data({'interactions': str(shop/'missing.csv')}).ok
+
+def test_position_and_shown_treatments(tmp_path):
+    log = pd.DataFrame({'user_id': [1, 1, 1, 2, 2, 2, 1], 'item_id': [10, 11, 12, 10, 12, 13, 10],
+                        'position': [1, 2, 3, 1, 2, 3, 2], 'outcome': [1, 0, 0, 0, 1, 0, 0]})
+    log.to_csv(tmp_path/'interactions.csv', index=False)
+    pd.DataFrame({'item_id': [10, 11, 12, 13, 14, 15], 'title': list('abcdef')}).to_csv(tmp_path/'items.csv', index=False)
+    d = load_data({'interactions': 'interactions.csv', 'items': 'items.csv', 'treatment': 'position', 'base': str(tmp_path)})
+    assert d.interactions.exposure.tolist() == [1, 0, 0, 1, 0, 0, 0] and len(d) == 7
+    d = load_data({'interactions': 'interactions.csv', 'items': 'items.csv', 'treatment': 'shown', 'candidates': 2, 'base': str(tmp_path)})
+    it = d.interactions
+    shown = it[it.exposure == 1]; ctrl = it[it.exposure == 0]
+    assert len(shown) == 6 and shown.set_index(['user_id', 'item_id']).outcome.loc[(1, 10)] == 1   # any click on the pair
+    assert len(ctrl) == 4 and (ctrl.outcome == 0).all()
+    assert not set(map(tuple, ctrl[['user_id', 'item_id']].values)) & set(map(tuple, shown[['user_id', 'item_id']].values))
+    again = load_data({'interactions': 'interactions.csv', 'items': 'items.csv', 'treatment': 'shown', 'candidates': 2, 'base': str(tmp_path)})
+    pd.testing.assert_frame_equal(again.interactions, it)           # the sampling is seeded
+    with pytest.raises(DataError, match='top_position=4'):
+        load_data({'interactions': 'interactions.csv', 'treatment': 'position', 'top_position': 4, 'base': str(tmp_path)})
+
+def test_rare_levels_are_merged_with_a_warning(shop):
+    u = pd.read_csv(shop/'people.csv'); u.loc[0, 'region'] = 'island'; u.to_csv(shop/'people.csv', index=False)
+    with pytest.warns(UserWarning, match="'island'"):
+        d = load_data(shop/'spec.yaml')
+    assert d.users.loc[1, 'region'] == 'other' and any('island' in n for n in d.info['notes'])
+
+def test_outcome_threshold_makes_a_binary_outcome(tmp_path):
+    pd.DataFrame({'user_id': [1, 1, 2, 2], 'item_id': [1, 2, 1, 2], 'rating': [5, 2, 4, 3], 'exposure': [1, 0, 1, 0]}).to_csv(tmp_path/'interactions.csv', index=False)
+    d = load_data({'interactions': 'interactions.csv', 'columns': {'outcome': 'rating'}, 'outcome_threshold': 4, 'base': str(tmp_path)})
+    assert d.interactions.outcome.tolist() == [1, 0, 1, 0]
+    with pytest.raises(DataError, match='0/1'): load_data({'interactions': 'interactions.csv', 'columns': {'outcome': 'rating'}, 'base': str(tmp_path)})
+    with pytest.raises(DataError, match='outcome_threshold must be a number'): read_spec({'interactions': 'x.csv', 'outcome_threshold': 'high'})
+
+
+def test_cli_check_data_and_demo_on_own_files(shop, tmp_path):
+    "From the command line, no Python: check-data, then the whole method on the user's files; the report speaks of no truth."
+    import subprocess, sys, json, os
+    exe = [str(Path(sys.executable).parent/'causal-llmrec')]
+    env = dict(os.environ, PYTHONHASHSEED='0', HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', MPLBACKEND='Agg')
+    r = subprocess.run(exe + ['check-data', str(shop/'spec.yaml')], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and 'no problems found' in r.stdout, r.stdout + r.stderr
+    _break(shop, 'log.csv', lambda d: d.assign(bought=d.bought*2))
+    r = subprocess.run(exe + ['check-data', str(shop/'spec.yaml')], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "column 'bought': must be 0/1" in r.stdout
+    _break(shop, 'log.csv', lambda d: d.assign(bought=d.bought//2))
+    out = tmp_path/'run'
+    r = subprocess.run(exe + ['demo', '--data', str(shop/'spec.yaml'), '--quick', '--out', str(out), '--no-progress'], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = json.loads((out/'evaluate'/'metrics.json').read_text())
+    assert 'refutations' in m and {x['test'] for x in m['refutations']} == {'placebo', 'random_common_cause', 'subset'}
+    html = (out/'report.html').read_text()
+    assert 'no known truth' in html and 'simulated world' not in html
+    ut = pd.read_csv(out/'train'/'user_texts.csv.gz')
+    assert not ut.text.str.contains('films|watched').any() and ut.text.str.contains('region').all()   # the user's own words and columns
+    eff = pd.read_csv(out/'estimate'/'effects.csv')
+    assert {'IPW (logged propensities)', 'AIPW (logged propensities)'} <= set(eff.method)
