@@ -13,12 +13,17 @@ from .data import RecData, DataError, USER, ITEM, EXPOSURE, OUTCOME, PROPENSITY,
 
 
 # %% auto #0
-__all__ = ['ROLES', 'TREATMENTS', 'DataSpec', 'read_spec', 'Problem', 'DataCheck', 'check_data', 'load_data']
+__all__ = ['ROLES', 'TREATMENTS', 'read_parquet', 'DataSpec', 'read_spec', 'Problem', 'DataCheck', 'check_data', 'load_data']
 
 # %% ../nbs/00a_files.ipynb #8d501201
 ROLES = (USER, ITEM, EXPOSURE, OUTCOME, PROPENSITY, TIMESTAMP, 'position', 'slate')
 TREATMENTS = ('exposure', 'shown', 'position')
-_READERS = {'.csv': pd.read_csv, '.tsv': lambda p: pd.read_csv(p, sep='\t'), '.parquet': pd.read_parquet, '.pq': pd.read_parquet}
+def read_parquet(path, # a Parquet file
+                )->pd.DataFrame:
+    "Read a Parquet table with pyarrow's single-threaded reader: with its thread pool, pandas 1.5 + pyarrow abort the interpreter at exit in about a third of runs here."
+    return pd.read_parquet(path, engine='pyarrow', use_threads=False)
+
+_READERS = {'.csv': pd.read_csv, '.tsv': lambda p: pd.read_csv(p, sep='\t'), '.parquet': read_parquet, '.pq': read_parquet}
 
 @dataclass
 class DataSpec:
@@ -93,7 +98,7 @@ def read_spec(path:str|Path|dict|DataSpec, # a folder (with interactions.csv|par
             if d['interactions'] is None:
                 raise DataError(f"{p}: no interactions table; add interactions.csv (or .parquet) or a data.yaml naming it")
             d.setdefault('name', p.name); base = p
-        else: d, base = _load_yaml(p), p.parent
+        else: d, base = _load_yaml(p), p.parent; d.setdefault('name', p.stem)
     known = {f.name for f in fields(DataSpec)}
     bad = sorted(set(d) - known)
     if bad: raise DataError(f"data spec: unknown key(s) {bad}; known keys are {sorted(known - {'base'})}")

@@ -164,7 +164,9 @@ class StageContext:
             raise PipelineError(f"{stage}/{name} cannot be read ({type(e).__name__}: {str(e)[:200]}); run again to recompute stage {stage}") from None
     def read_csv(self, stage, name, **kw): return self._read(stage, name, lambda p: pd.read_csv(p, **kw))
     def read_json(self, stage, name): return self._read(stage, name, lambda p: json.loads(p.read_text()))
-    def read_parquet(self, stage, name): return self._read(stage, name, lambda p: pd.read_parquet(p, engine='pyarrow'))
+    def read_parquet(self, stage, name):
+        from causal_llmrec.files import read_parquet
+        return self._read(stage, name, read_parquet)
     def log(self, msg): self.run.log(f"[{self.name}] {msg}")
 
 def _json_default(o):
