@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from causal_llmrec.data import simulate, load_movielens
 from causal_llmrec.text import texts
-from causal_llmrec.bert import CausalBert, fit, predict, default_encoder_path, pick_device, _autocast, _resolve_precision
+from causal_llmrec.bert import CausalBert, predict, default_encoder_path, pick_device, _autocast, _resolve_precision
+from causal_llmrec.bert_train import fit
 from causal_llmrec.rank import rank
 from sklearn.metrics import roc_auc_score
 

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from causal_llmrec.worlds import sato_world, SATO_COVARIATES
 from causal_llmrec.text import texts
-from causal_llmrec.bert import CausalBert, fit
+from causal_llmrec.bert import CausalBert
+from causal_llmrec.bert_train import fit
 from causal_llmrec.rank import rank
 
 

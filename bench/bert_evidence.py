@@ -12,7 +12,7 @@ Two studies (every number is computed on data the model never trained on):
    default), only the covariates, or only text; each is scored by its uplift tau = Q1 - Q0 and by its click head Q1.
 2. **Coverage** (--coverage-seeds seeds per gamma): CausalBert's cross-fitted AIPW ATE/ATT (5 folds by user, frozen
    shared encoder, standard errors clustered by user) and its 95% interval against the world's true ATE/ATT, next to
-   matching and AIPW of `causal_llmrec.matching` on the same covariates.
+   matching (`causal_llmrec.matching`) and AIPW (`causal_llmrec.weighting`) on the same covariates.
 
     .venv/bin/python bench/bert_evidence.py [--gammas 0 1 2] [--seeds 101 102 103] [--coverage-seeds 20]
 
@@ -27,8 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from causal_llmrec.data import simulate, load_movielens, SIM_COVARIATES
 from causal_llmrec.text import texts
-from causal_llmrec.bert import CausalBert, fit, predict, cross_fit
+from causal_llmrec.bert import CausalBert, predict
+from causal_llmrec.bert_train import fit
+from causal_llmrec.bert_effects import cross_fit
 from causal_llmrec import baselines as B, matching as M
+from causal_llmrec.weighting import aipw
 from causal_llmrec.evaluate import true_uplift_at_k
 
 BERT_GRID = [10.0, 100.0, 1000.0]   # linear_ridge settings tried after the default 1.0 (the logistic start's L2 penalty)
@@ -39,6 +42,14 @@ def gain(frame, score, k=10):
     return float(true_uplift_at_k(frame[['user_id', 'item_id']].assign(score=score), frame[['user_id', 'item_id', 'tau']], k=k)['share_of_oracle'])
 
 
+def catalogue(w, users):
+    "Every item the users have not rated, with the world's covariates and true tau (what the Sato protocol ranks)."
+    allp = pd.MultiIndex.from_product([sorted(users), w.data.items.index], names=['user_id', 'item_id']).to_frame(index=False)
+    seen = pd.MultiIndex.from_frame(w.data.history[['user_id', 'item_id']])
+    allp = allp[~pd.MultiIndex.from_frame(allp).isin(seen)].reset_index(drop=True)
+    return pd.concat([allp, w.pair_features(allp).reset_index(drop=True), w.potential_outcomes(allp)[['tau']].reset_index(drop=True)], axis=1)
+
+
 def ranking_world(ml, gamma, seed, args, encoder):
     w = simulate(ml, n_users=args.n_users, confounding=gamma, seed=seed)
     fr = w.frame().reset_index(drop=True); fr['tau'] = w.truth.tau.to_numpy(); fr['outcome'] = fr.outcome.astype(int)
@@ -47,6 +58,8 @@ def ranking_world(ml, gamma, seed, args, encoder):
     n_te, n_va = int(round(.3*len(users))), int(round(.1*len(users)))
     te_u, va_u = set(users[:n_te]), set(users[n_te:n_te+n_va])
     te, va, tr = fr[fr.user_id.isin(te_u)], fr[fr.user_id.isin(va_u)], fr[~fr.user_id.isin(te_u | va_u)]
+    if args.candidates == 'catalogue':   # validation and test users rank the whole catalogue; training stays on the logged pairs
+        te, va = catalogue(w, te_u), catalogue(w, va_u)
     rows = []
     for name in BASE_METHODS:
         cls = B.BASELINES[name]; t0 = time.perf_counter()
@@ -94,7 +107,7 @@ def coverage_world(ml, gamma, seed, args, shared):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         for est in ('ATE', 'ATT'):
-            for name, f in (('matching (propensity score, plain, Abadie-Imbens 2016 se)', M.match), ('AIPW (matching module, logistic outcome models, 5 repeated cross-fits)', M.aipw)):
+            for name, f in (('matching (propensity score, plain, Abadie-Imbens 2016 se)', M.match), ('AIPW (matching module, logistic outcome models, 5 repeated cross-fits)', aipw)):
                 r = f(fr, 'exposure', 'outcome', covariates=SIM_COVARIATES, estimand=est, seed=seed)
                 q = r.to_frame().iloc[0]; lo, hi = q.ci_low, q.ci_high
                 rows.append(dict(method=name, estimand=est, estimate=r.estimate, se=r.se, lo=float(lo), hi=float(hi)))
@@ -113,6 +126,7 @@ def main():
     ap.add_argument('--budget', type=int, default=4)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--skip-ranking', action='store_true')
+    ap.add_argument('--candidates', choices=['logged', 'catalogue'], default='logged', help="what validation/test users rank: their logged candidates or every unrated item")
     ap.add_argument('--out', default=str(ROOT/'bench'/'results'/'bert_evidence'))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -132,8 +146,10 @@ def main():
             tab = R.groupby(['label', 'gamma']).gain.agg(['mean', 'std', 'min']).unstack('gamma')
             gs = [g for g in args.gammas if g in set(R.gamma)]
             lines += ['## Ranking: normalised true uplift@10 gain on held-out users', '',
-                      f'{args.n_users} users per world, seeds {args.seeds}; 60/10/30 user split; mean (sd, min) over seeds. '
-                      f'Every method tuned with {args.budget} settings on the validation users by the same metric ("tuned"); CausalBert '
+                      f'{args.n_users} users per world, seeds {args.seeds}; 60/10/30 user split; validation and test users rank '
+                      + ('every item they have not rated (the whole catalogue, truth from `SimWorld.potential_outcomes`)' if args.candidates == 'catalogue' else 'their logged candidates')
+                      + '; mean (sd, min) over seeds. '
+                      + f'Every method tuned with {args.budget} settings on the validation users by the same metric ("tuned"); CausalBert '
                       f'(MiniLM, {args.encoder_steps} encoder steps, {args.head_epochs} head epochs) tunes `linear_ridge` over '
                       f'{[1.0] + BERT_GRID[:args.budget - 1]}, and its default setting is shown as well (no suffix). The text-only variant has '
                       'no linear start and is not tuned.', '',

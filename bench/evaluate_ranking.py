@@ -22,7 +22,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from evaluate_common import md_table, write_published
 from causal_llmrec.data import load_movielens, RecData
-from causal_llmrec.evaluate import top_k, ranking_metrics, MatrixFactorization
+from causal_llmrec.evaluate import top_k, ranking_metrics
+from causal_llmrec.schnabel import MatrixFactorization
 
 OUT = Path(__file__).parent / 'results'
 K = 10
@@ -72,7 +73,8 @@ def evaluate(name, score_all, train, test, cand, ml, pop, rows, note=''):
 def bert_scores(ml, train, neg, pairs_to_score, seed, objective='click', world=None):
     import torch
     from causal_llmrec.text import texts
-    from causal_llmrec.bert import CausalBert, fit, predict
+    from causal_llmrec.bert import CausalBert, predict
+    from causal_llmrec.bert_train import fit
     torch.set_num_threads(2)
     hist = RecData(ml.users, ml.items, train[['user_id', 'item_id', 'timestamp']], history=train[['user_id', 'item_id', 'timestamp']], name='ml-train')
     ut, it = texts(hist)

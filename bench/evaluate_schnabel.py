@@ -22,7 +22,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from evaluate_common import md_table, write_published
 from causal_llmrec.data import load_movielens, RecData
-from causal_llmrec.evaluate import (schnabel_true_ratings, schnabel_estimation_table, schnabel_learning,
+from causal_llmrec.schnabel import (schnabel_true_ratings, schnabel_estimation_table, schnabel_learning,
                                     schnabel_propensities, SCHNABEL_MARGINAL)
 
 OUT = Path(__file__).parent / 'results'
@@ -36,7 +36,8 @@ def causalbert_learner(ml, user_ids, item_ids, Pmat, ipw, encoder_steps=20, head
     which the predicted rating does not use). ipw=True weights the outcome loss by 1/propensity (true propensities)."""
     import torch
     from causal_llmrec.text import user_texts, item_texts
-    from causal_llmrec.bert import CausalBert, fit, predict
+    from causal_llmrec.bert import CausalBert, predict
+    from causal_llmrec.bert_train import fit
     torch.set_num_threads(int(os.environ.get('BENCH_THREADS', '1')))
 
     def learn(u, i, r, p, nU, nI, seed):

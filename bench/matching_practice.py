@@ -10,7 +10,8 @@ import argparse, json, os, sys, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 ROOT = Path(__file__).resolve().parents[1]; sys.path.insert(0, str(ROOT))
-from causal_llmrec.matching import ipw, aipw, match, load_nhefs
+from causal_llmrec.matching import match, load_nhefs
+from causal_llmrec.weighting import ipw, aipw
 from causal_llmrec.data import simulate, load_movielens, SIM_COVARIATES
 warnings.simplefilter('ignore')
 ap = argparse.ArgumentParser()

@@ -30,7 +30,7 @@ vers = subprocess.run([peer_py, '-c', 'import importlib.metadata as m; print(" "
                       capture_output=True, text=True).stdout.strip()
 
 def make_data(n, seed=0, p=10):
-    from causal_llmrec.matching import propensity_score
+    from causal_llmrec.weighting import propensity_score
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, p))
     lin = X @ (np.linspace(0.5, -0.5, p) * 0.6) + np.log(0.3 / 0.7)

@@ -14,7 +14,9 @@ import argparse, json, os, subprocess, sys, tempfile, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 ROOT = Path(__file__).resolve().parents[1]; sys.path.insert(0, str(ROOT))
-from causal_llmrec.matching import match, ipw, aipw, cem, load_lalonde, propensity_score, OverlapWarning
+from causal_llmrec.matching import match, cem, load_lalonde
+from causal_llmrec.weighting import ipw, aipw, propensity_score
+from causal_llmrec.effects import OverlapWarning
 from causal_llmrec.data import simulate, SIM_CONFOUNDERS
 warnings.simplefilter('ignore', OverlapWarning)
 ap = argparse.ArgumentParser(); ap.add_argument('--reps', type=int, default=40); ap.add_argument('--n-users', type=int, default=150)
@@ -247,7 +249,7 @@ for c in ('age', 'educ', 're74', 're75'): cps[c + 'sq'] = cps[c] ** 2
 ests = {
     'naive difference in means': None,
     'PS 1:1, probability scale, R conventions (DW logit)': lambda: match(cps, 'treat', 'y', covariates=DW, ps_scale='probability', bias_adjust=False, var_matches=0, tie_tol=1e-5),
-    'PS 1:1 logit, bias-corrected': lambda: match(cps, 'treat', 'y', covariates=DW, bias_covariates=COV),
+    'PS 1:1 logit, bias-corrected': lambda: match(cps, 'treat', 'y', covariates=DW, bias_adjust=True, bias_covariates=COV),
     'PS 1:1 logit, no replacement, caliper 0.2 SD': lambda: match(cps, 'treat', 'y', covariates=DW, bias_covariates=COV, replace=False, caliper=0.2),
     'PS 1:1 logit, Crump trimming': lambda: match(cps, 'treat', 'y', covariates=DW, bias_covariates=COV, trim='crump'),
     'covariates (scaled) M=4, bias-corrected': lambda: match(cps, 'treat', 'y', covariates=COV, method='scaled', k=4),
@@ -275,7 +277,7 @@ out_js['cps'] = t3.to_dict('records')
 # 3. peers on the same data and scores
 peer_py = subprocess.run(['bash', str(ROOT / 'bench/peers-matching.sh')], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
 peer_py = str(ROOT / peer_py) if not os.path.isabs(peer_py) else peer_py
-from causal_llmrec.matching import propensity_score
+from causal_llmrec.weighting import propensity_score
 rows = []
 for name, d, covs in (('experimental', lal, COV), ('CPS', cps, COV)):
     d = d.copy(); d['y'] = d.re78
@@ -318,7 +320,7 @@ for g in args.gammas:
         w = simulate(n_users=args.n_users, confounding=g, seed=1000 + s)
         fr = w.frame(); att = w.att
         res = {'naive': None,
-               'match PS logit 1:1, bias-corrected (AI SE)': lambda: match(fr, 'exposure', 'outcome', covariates=SIM_CONFOUNDERS),
+               'match PS logit 1:1, plain (the default; AI 2016 SE)': lambda: match(fr, 'exposure', 'outcome', covariates=SIM_CONFOUNDERS),
                'match Mahalanobis k=4, bias-corrected (AI SE)': lambda: match(fr, 'exposure', 'outcome', covariates=SIM_CONFOUNDERS, method='mahalanobis', k=4),
                'match PS 1:1, Otsu-Rai bootstrap': lambda: match(fr, 'exposure', 'outcome', covariates=SIM_CONFOUNDERS, se='bootstrap', n_boot=300, seed=s),
                'IPW ATT (normalised)': lambda: ipw(fr, 'exposure', 'outcome', covariates=SIM_CONFOUNDERS, estimand='ATT'),

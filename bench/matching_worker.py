@@ -27,10 +27,10 @@ def run():
             est = match(df, 't', 'y', covariates=[], propensity=ps, ps_scale='probability', bias_adjust=False, var_matches=0, tie_tol=0).estimate
             note = 'score only (covariates=[]), like the peers'
         elif job == 'ps_repl_full':
-            # tie_tol=0: the default absolute tolerance (1e-10 on squared standardised distances) counts every control within
-            # ~1e-5 SD as a tie; at n=1e6 that is ~4 matches per unit, at 1e7 ~40, and the pairs no longer fit in memory
-            r = match(df, 't', 'y', covariates=cov, propensity=ps, ps_scale='probability', tie_tol=0); est = r.estimate
-            note = f'bias-corrected + AI SE (J=2), tie_tol=0: se={r.se:.4g}, {r.details["matches_per_unit_mean"]:.2f} matches/unit'
+            # tie_tol=0 (today's default; ties within the relative tie_rtol=1e-9 only): the former absolute tolerance (1e-10 on squared
+            # standardised distances) counted every control within ~1e-5 SD as a tie, ~4 matches per unit at n=1e6, ~40 at 1e7
+            r = match(df, 't', 'y', covariates=cov, propensity=ps, ps_scale='probability', bias_adjust=True, tie_tol=0); est = r.estimate
+            note = f'bias-corrected + AI SE (J={r.details["var_matches"]}), tie_tol=0: se={r.se:.4g}, {r.details["matches_per_unit_mean"]:.2f} matches/unit'
         elif job == 'ps_norepl':
             est = match(df, 't', 'y', covariates=[], propensity=ps, ps_scale='probability', replace=False, order='largest',
                         bias_adjust=False, var_matches=0).estimate

@@ -9,7 +9,7 @@ estimate uses the second half of the bts log only (out of sample: the policy nev
 
     .venv/bin/python bench/obd_end_to_end.py [--seeds 0 1 2] [--n-boot 500]
 """
-import argparse, json, os, sys, tempfile, textwrap, time, warnings, platform
+import argparse, json, os, sys, tempfile, time, warnings, platform
 from pathlib import Path
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 import numpy as np, pandas as pd, torch
@@ -17,9 +17,10 @@ import numpy as np, pandas as pd, torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from causal_llmrec.data import load_open_bandit
-from causal_llmrec.files import load_data
+from causal_llmrec.files import load_data, write_open_bandit
 from causal_llmrec.text import texts
-from causal_llmrec.bert import CausalBert, fit, predict
+from causal_llmrec.bert import CausalBert, predict
+from causal_llmrec.bert_train import fit
 from causal_llmrec import baselines as B
 from causal_llmrec.evaluate import off_policy_value, ranking_policy, EvaluationWarning
 
@@ -27,21 +28,10 @@ OUT = ROOT/'bench'/'results'/'obd_end_to_end'
 
 
 def write_files(policy:str, folder:Path):
-    "The Open Bandit log as a user would export it: impressions, users and items, plus a five-line data spec."
+    "The Open Bandit log as a user would export it (`causal_llmrec.files.write_open_bandit`: impressions, users, items, data spec); returns the log."
+    write_open_bandit(folder, policy=policy)
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore'); d = load_open_bandit(policy, 'all')
-    folder.mkdir(parents=True, exist_ok=True)
-    d.interactions[['user_id', 'item_id', 'position', 'outcome', 'propensity', 'timestamp']].to_csv(folder/'impressions.csv', index=False)
-    d.users.reset_index().to_csv(folder/'users.csv', index=False)
-    d.items.reset_index().to_csv(folder/'items.csv', index=False)
-    (folder/'data.yaml').write_text(textwrap.dedent('''\
-        interactions: impressions.csv
-        users: users.csv
-        items: items.csv
-        treatment: position
-        rare_level_min: 1
-    '''))
-    return d
+        warnings.simplefilter('ignore'); return load_open_bandit(policy, 'all')
 
 
 def design(data):

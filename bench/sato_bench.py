@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from causal_llmrec.worlds import sato_world, cold_start_split, SATO_COVARIATES
 from causal_llmrec.text import texts
-from causal_llmrec.bert import CausalBert, fit, predict
+from causal_llmrec.bert import CausalBert, predict
+from causal_llmrec.bert_train import fit
 from causal_llmrec import baselines as B
 from causal_llmrec.evaluate import causal_ranking_metrics, true_uplift_at_k, EvaluationWarning
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_files.ipynb #011db3ad
 from __future__ import annotations
-import warnings
+import inspect, warnings
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 import numpy as np
@@ -13,7 +13,8 @@ from .data import RecData, DataError, USER, ITEM, EXPOSURE, OUTCOME, PROPENSITY,
 
 
 # %% auto #0
-__all__ = ['ROLES', 'TREATMENTS', 'read_parquet', 'DataSpec', 'read_spec', 'Problem', 'DataCheck', 'check_data', 'load_data']
+__all__ = ['ROLES', 'TREATMENTS', 'EXAMPLE_CONFIGS', 'EXAMPLES', 'read_parquet', 'DataSpec', 'read_spec', 'Problem', 'DataCheck',
+           'check_data', 'load_data', 'write_open_bandit', 'write_movielens', 'write_example']
 
 # %% ../nbs/00a_files.ipynb #8d501201
 ROLES = (USER, ITEM, EXPOSURE, OUTCOME, PROPENSITY, TIMESTAMP, 'position', 'slate')
@@ -329,8 +330,8 @@ def _shown_vs_unshown(it:pd.DataFrame, items:pd.Index, n:int, seed:int, notes:li
         if len(pool): rows.append(pd.DataFrame({USER: u, ITEM: rng.choice(pool, min(n, len(pool)), replace=False)}))
     ctrl = pd.concat(rows, ignore_index=True).assign(**{EXPOSURE: 0, OUTCOME: 0.0}) if rows else shown.iloc[:0]
     notes.append(f"treatment 'shown': {len(it):,} impressions became {len(shown):,} shown (user, item) pairs; {len(ctrl):,} unshown "
-                 f"catalogue items were sampled as controls ({n} per user, seed {seed}); an unshown item cannot be clicked, so its "
-                 "outcome is 0 and the effect is the outcome rate of showing")
+                 f"catalogue items were sampled as controls ({n} per user, seed {seed}); an unshown item cannot be clicked, "
+                 "bought or liked, so its outcome is 0 and the effect is the outcome rate of showing")
     return pd.concat([shown, ctrl], ignore_index=True)
 
 def load_data(spec:str|Path|dict|DataSpec, # a folder, a YAML data spec, a dict or a DataSpec
@@ -355,8 +356,9 @@ def load_data(spec:str|Path|dict|DataSpec, # a folder, a YAML data spec, a dict 
         notes.append(f"treatment 'position': each impression is a unit; treated = shown in slot {spec.top_position} "
                      f"({int(it[EXPOSURE].sum()):,} of {len(it):,}), control = shown in a lower slot")
         if PROPENSITY in it:
-            it = it.drop(columns=PROPENSITY)
-            notes.append("the logged propensity (of the item and slot) is not the propensity of the slot contrast: it is not used")
+            it = it.rename(columns={PROPENSITY: 'logging_propensity'})
+            notes.append("the logged propensity (of the item and slot) is not the propensity of the slot contrast: the effect estimates do not use it; "
+                         "it is kept as 'logging_propensity' for the off-policy value of the learned policies")
     elif spec.treatment == 'shown':
         if PROPENSITY in it: notes.append("the logged propensity (of an impression) is not the propensity of being shown at all: it is not used")
         it = _shown_vs_unshown(it, items.index, spec.candidates, spec.seed, notes)
@@ -382,3 +384,131 @@ def _read_history(spec:DataSpec, users:pd.Index, items:pd.Index)->pd.DataFrame:
     if P: raise DataError(f"history: {len(P)} problem(s):\n" + '\n'.join(f"  - {x}" for x in P))
     return h[[c for c in (USER, ITEM, TIMESTAMP) if c in h.columns]].reset_index(drop=True)
 
+
+# %% ../nbs/00a_files.ipynb #a41e0b02
+_OBD_SPEC = """\
+# The Open Bandit sample (obp package): fashion recommendations at ZOZOTOWN, one row per impression
+name: open-bandit-{policy}
+interactions: impressions.csv   # user_id, item_id, position (slot 1-3), outcome (click 0/1), propensity, timestamp
+users: users.csv                # four hashed categorical features per user
+items: items.csv                # four item features
+treatment: position             # treated: shown in the top slot; control: shown lower. The effect of the top slot on a click
+rare_level_min: 1               # keep every level of the hashed user features
+"""
+
+_ML_SPEC = """\
+# MovieLens-100K (GroupLens, shipped in the recbole package): real ratings, no simulator
+name: movielens-100k
+interactions: ratings.csv       # user_id, item_id, rating (1-5), timestamp
+users: users.csv                # age, gender, occupation, zip_code
+items: items.csv                # title, year, genres (the item text)
+columns: {{outcome: rating}}      # the outcome is the rating ...
+outcome_threshold: 4            # ... made binary: liked = rating >= 4
+treatment: shown                # treated: the user rated (chose and watched) the film; control: unrated films
+candidates: {candidates}                  # unrated films sampled per user as controls (seeded); their outcome is 0
+user_features: [age, gender, occupation]   # zip_code left out: hundreds of levels
+"""
+
+_EXAMPLE_FILES = {'obd': ('impressions.csv', 'users.csv', 'items.csv'), 'movielens': ('ratings.csv', 'users.csv', 'items.csv')}
+
+def _check_users(n):
+    if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 2):
+        raise ValueError(f"users must be an integer >= 2 (or None: all), got {n!r}")
+
+def _sample_users(ids, n:int|None, seed:int):
+    "The ids of `n` users drawn without replacement (seeded), sorted; all of them when `n` is None."
+    _check_users(n); ids = np.sort(pd.unique(np.asarray(ids)))
+    return ids if n is None or n >= len(ids) else np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+
+# %% ../nbs/00a_files.ipynb #a41e0b03
+def write_open_bandit(folder:str|Path, # folder to write into (created)
+                      policy:str='bts', # the logging policy's log: 'bts' (Bernoulli Thompson sampling) or 'random' (uniform)
+                      users:int|None=None, # keep this many users (seeded sample) and their impressions; None: all
+                      seed:int=0, # seed of the user sample
+                     )->dict: # file name -> rows written
+    "The Open Bandit sample (shipped in `obp`, campaign 'all') as a user would export it: impressions, users, items and a data spec."
+    from causal_llmrec.data import load_open_bandit
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); d = load_open_bandit(policy, 'all')
+    keep = _sample_users(d.users.index, users, seed)
+    it = d.interactions[d.interactions[USER].isin(keep)]
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    it[[USER, ITEM, 'position', OUTCOME, PROPENSITY, TIMESTAMP]].astype({OUTCOME: int}).to_csv(folder/'impressions.csv', index=False)
+    d.users.loc[keep].reset_index().to_csv(folder/'users.csv', index=False)
+    d.items.reset_index().to_csv(folder/'items.csv', index=False)
+    (folder/'data.yaml').write_text(_OBD_SPEC.format(policy=policy))
+    return {'impressions.csv': len(it), 'users.csv': len(keep), 'items.csv': len(d.items)}
+
+# %% ../nbs/00a_files.ipynb #a41e0b05
+def write_movielens(folder:str|Path, # folder to write into (created)
+                    users:int|None=None, # keep this many users (seeded sample) and their ratings; None: all 943
+                    candidates:int=20, # unrated films sampled per user as controls (the spec's `candidates`)
+                    seed:int=0, # seed of the user sample
+                   )->dict: # file name -> rows written
+    "MovieLens-100K (shipped in `recbole`) as real ratings: ratings, users, items and a data spec with treatment 'shown' and liked = rating >= 4."
+    from causal_llmrec.data import load_movielens
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); d = load_movielens()
+    keep = _sample_users(d.users.index, users, seed)
+    r = d.interactions[d.interactions[USER].isin(keep)].rename(columns={OUTCOME: 'rating'})
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    r[[USER, ITEM, 'rating', TIMESTAMP]].astype({'rating': int}).to_csv(folder/'ratings.csv', index=False)
+    d.users.loc[keep].reset_index().to_csv(folder/'users.csv', index=False)
+    d.items.reset_index()[[ITEM, 'title', 'year', 'genres']].to_csv(folder/'items.csv', index=False)
+    spec = _ML_SPEC.format(candidates=candidates)
+    (folder/'data.yaml').write_text(spec)
+    return {'ratings.csv': len(r), 'users.csv': len(keep), 'items.csv': len(d.items)}
+
+# %% ../nbs/00a_files.ipynb #a41e0b09
+EXAMPLE_CONFIGS = {
+'obd': """\
+# Run settings for the Open Bandit example (causal-llmrec example-data obd); every other setting is the default
+# (causal-llmrec config prints them all). Measured: bench/results/cli_examples.md.
+estimate:
+  segments: [item_item_feature_0]   # the default segments name columns of the MovieLens world; this is OBD's numeric item feature
+report:
+  title: Open Bandit sample, own logs (no known truth)
+""",
+'movielens': """\
+# Run settings for the MovieLens example (causal-llmrec example-data movielens); every other setting is the default
+# (causal-llmrec config prints them all). Measured: bench/results/cli_examples.md.
+estimate:
+  adjustment: all                # the graph's set was item_year alone: its ~70 tied propensities made matching run out of memory
+  segments: [user_age, item_year]   # the default segments name columns of the simulated world
+train:                           # ~90,000 training pairs: 20 encoder steps, 8 head epochs, 2 folds: 12.5 min at load 7
+  encoder_steps: 0               # the pretrained encoder, frozen: its texts are encoded once
+  head_epochs: 4                 # the heads see every training pair 4 times
+  head_batch_size: 4096
+  cross_fit_folds: 0             # in-sample effects; the held-out users' evaluation stays out of sample
+report:
+  title: MovieLens-100K ratings, own logs (no known truth)
+""",
+}
+
+# %% ../nbs/00a_files.ipynb #a41e0b10
+EXAMPLES = {
+    'obd': (write_open_bandit, "the Open Bandit sample (obp): 10,000 impressions of 80 fashion items to 253 kinds of user, with the click, "
+                               "the slot and the logging propensity; treatment: the top slot"),
+    'movielens': (write_movielens, "MovieLens-100K (recbole): 100,000 real ratings of 1,682 films by 943 users; "
+                                   "treatment: rated vs unrated films, outcome: rating >= 4"),
+}
+
+def write_example(name:str, # 'obd' or 'movielens' (see `EXAMPLES`)
+                  folder:str|Path, # folder to write the tables, data.yaml and config.yaml into (created)
+                  force:bool=False, # overwrite files of a previous example in the folder
+                  **kw, # the writer's options: `users`, `seed`; `policy` (obd), `candidates` (movielens)
+                 )->dict: # file name -> rows written
+    "Write an example's tables, its data spec (data.yaml) and run settings (config.yaml) into a folder: the data files ship inside installed packages."
+    if name not in EXAMPLES: raise ValueError(f"unknown example {name!r}; examples are {list(EXAMPLES)}")
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir(): raise ValueError(f"{folder} is a file, not a folder")
+    writer = EXAMPLES[name][0]
+    bad = sorted(set(kw) - set(inspect.signature(writer).parameters) - {'folder'})
+    if bad: raise ValueError(f"example {name!r} has no option(s) {bad}; it takes {[p for p in inspect.signature(writer).parameters if p != 'folder']}")
+    _check_users(kw.get('users'))
+    names = _EXAMPLE_FILES[name] + ('data.yaml', 'config.yaml')
+    there = [n for n in names if (folder/n).exists()]
+    if there and not force: raise FileExistsError(f"{folder} already has {there}; choose a new folder or overwrite with force=True (--force)")
+    rows = writer(folder, **kw)
+    (folder/'config.yaml').write_text(EXAMPLE_CONFIGS[name])
+    return rows

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .bert import TrainConfig
+from .bert_train import TrainConfig
 
 # %% ../nbs/07a_settings.ipynb #dd539587
 class ConfigError(ValueError):
@@ -38,6 +38,7 @@ class DataSettings:
 class DiscoverSettings:
     "Causal discovery over the flat covariate/exposure/outcome table."
     max_rows:int=4000           # rows sampled for structure learning
+    n_bins:int=5                # categorical data (one node per variable, hybrid learner): continuous columns are cut into this many quantile bins
     threshold:float=0.1         # NOTEARS edge weight threshold (absolute, on standardised data); 0.1 keeps the weak confounder edges (bench/results/discovery.md)
     bootstrap:int=0             # bootstrap resamples for edge stability (0: none)
     max_columns:int=100         # structure learning refuses more columns than this (a guard against hours of fitting); raise it knowingly
@@ -87,7 +88,7 @@ def _train_settings_class():
         docs[f.name] = tc_docs.get(f.name, '') + (f" (pipeline default; TrainConfig's is {f.default!r})" if f.name in TRAIN_DEFAULTS else '')
     cls = make_dataclass('TrainSettings', specs)
     cls.__module__, cls.__qualname__ = __name__, 'TrainSettings'
-    cls.__doc__ = "CausalBert fine-tuning: the pipeline's settings, then every field of `causal_llmrec.bert.TrainConfig`."
+    cls.__doc__ = "CausalBert fine-tuning: the pipeline's settings, then every field of `causal_llmrec.bert_train.TrainConfig`."
     cls.__field_docs__ = docs
     return cls
 
@@ -106,11 +107,13 @@ class RankSettings:
     k:int=10                    # list length stored per user
     by:str='uplift'             # 'uplift' (tau = Q1 - Q0), 'outcome' (Q1: the non-causal baseline) or 'blend' (Q1 + lam * tau)
     lam:float=1.0               # blend weight
+    candidates:str='catalogue'  # what is ranked: 'catalogue' (every item a user has not rated, as the Sato et al. protocol ranks; movielens-sim, whose world gives any pair's covariates and truth) or 'logged' (the user's logged candidates); other sources rank their logged pairs (movielens-sato logs the whole catalogue)
 
 @dataclass
 class EvaluateSettings:
     "Evaluation against the truth."
     k:int=10                    # cut-off for ranking metrics
+    coverage_worlds:int=20      # fresh worlds (other seeds, the run's data settings) on which the estimate stage's estimators run again with the run's adjustment set: how often their 95% intervals cover the truth (worlds with a known truth; 0: none; about 1 s per world for movielens-sim at 200 users, 30 s for movielens-sato)
     baselines:list=field(default_factory=lambda: ['popularity', 'click_gb', 'bpr', 'logistic_t', 't_learner_gb', 'dr_learner_gb', 'ulbpr', 'dlce', 'cause', 'cubn'])  # independent baselines (causal_llmrec.baselines) fitted on the training users and ranked beside CausalBert; [] for none
 
 @dataclass
@@ -154,9 +157,9 @@ _RANGES = {
     'train.clip': (0, 0.5, False, False), 'train.tarreg_weight': (0, 1000, True, True), 'train.val_frac': (0, 1, True, False),
     'train.patience': (1, 1000, True, True), 'train.linear_ridge': (0, 10**9, True, True), 'train.max_pairs_per_epoch': (1, 10**9, True, True),
     'rank.k': (1, 10**4, True, True), 'rank.lam': (0, 1000, True, True),
-    'evaluate.k': (1, 10**4, True, True), 'report.n_example_users': (0, 10**4, True, True),
+    'evaluate.k': (1, 10**4, True, True), 'evaluate.coverage_worlds': (0, 10**4, True, True), 'discover.n_bins': (2, 100, True, True), 'report.n_example_users': (0, 10**4, True, True),
 }
-_CHOICES = {'data.source': ('movielens-sim', 'movielens-sato', 'files', 'recdata'), 'estimate.estimand': ('ATT', 'ATE', 'ATC'),
+_CHOICES = {'data.source': ('movielens-sim', 'movielens-sato', 'files', 'recdata'), 'estimate.estimand': ('ATT', 'ATE', 'ATC'), 'rank.candidates': ('catalogue', 'logged'),
             'estimate.adjustment': ('graph', 'all'), 'train.strategy': ('cached', 'full', 'auto'),
             'train.inputs': ('both', 'text', 'covariates'), 'train.precision': ('auto', 'bf16', 'fp16', 'fp32'),
             'train.select': ('auto', 'loss', 'tau'), 'train.outcome_type': ('binary', 'unit'), 'rank.by': ('uplift', 'outcome', 'blend')}
@@ -301,6 +304,7 @@ def _cfg_quick(cls, **kw)->'PipelineConfig':
     c.train.encoder, c.train.max_length, c.train.encoder_steps, c.train.head_epochs = 'tiny', 48, 10, 10
     c.train.n_history = 8
     c.report.n_example_users = 2
+    c.evaluate.coverage_worlds = 3
     return cls.from_dict(_deep_update(c.to_dict(), kw))
 
 def _deep_update(d, u):

@@ -8,7 +8,8 @@ Used by tests/test_bert.py::test_ddp_matches_single_process.
 import argparse, os, warnings
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 import torch
-from causal_llmrec.bert import CausalBert, fit, predict, toy_world
+from causal_llmrec.bert import CausalBert, predict, toy_world
+from causal_llmrec.bert_train import fit
 
 def main():
     ap = argparse.ArgumentParser()

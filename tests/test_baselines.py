@@ -1,7 +1,8 @@
-"Baselines: one interface, real numbers on a simulated world, bad input, cold-start fallbacks, tuning."
+"Baselines (causal_llmrec.baselines and causal_llmrec.recommenders): one interface, real numbers on a simulated world, bad input, cold-start fallbacks, tuning."
 import numpy as np, pandas as pd, pytest, torch
-from causal_llmrec.baselines import (BASELINES, Baseline, BaselineInputError, Popularity, LogisticTLearner, BPR, ULBPR,
-                                     DLCE, CausE, CUBN, CIBN, DRLearnerGB, check_log, estimate_propensity, tune)
+from causal_llmrec.baselines import (Baseline, BaselineInputError, LogisticTLearner, DRLearnerGB, check_log, estimate_propensity,
+                                     tune)
+from causal_llmrec.recommenders import BASELINES, Popularity, BPR, ULBPR, DLCE, CausE, CUBN, CIBN
 from causal_llmrec.data import simulate, SIM_COVARIATES
 from causal_llmrec.matching import nearest_neighbours, MatchingError
 
@@ -143,3 +144,16 @@ def test_nearest_neighbours_wrapper_matches_brute_force():
             assert sorted(idx[ptr[q]:ptr[q + 1]].tolist()) == sorted(np.argsort(D[q])[:3].tolist())
     with pytest.raises(MatchingError, match="columns"): nearest_neighbours(np.zeros((2, 2)), np.zeros((3, 3)))
     with pytest.raises(MatchingError, match="NaN"): nearest_neighbours(np.array([np.nan]), np.zeros(3))
+
+
+def test_one_registry_across_both_modules():
+    "BASELINES (defined in recommenders) holds the classes of both modules and stays importable from baselines."
+    import causal_llmrec.baselines as BL, causal_llmrec.recommenders as R
+    assert BL.BASELINES is R.BASELINES and BL.BPR is R.BPR and BL.Popularity is Popularity
+    assert list(BASELINES) == ['random', 'popularity', 'click_gb', 'bpr', 'logistic_t', 't_learner_gb', 'x_learner_gb',
+                               'dr_learner_gb', 'ulbpr', 'ulrmf', 'dlce', 'cause', 'cubn', 'cibn']
+    mods = {n: c.__module__ for n, c in BASELINES.items()}
+    assert {n for n, m in mods.items() if m == 'causal_llmrec.baselines'} == {'random', 'click_gb', 'logistic_t', 't_learner_gb', 'x_learner_gb', 'dr_learner_gb'}
+    assert {n for n, m in mods.items() if m == 'causal_llmrec.recommenders'} == {'popularity', 'bpr', 'ulbpr', 'ulrmf', 'dlce', 'cause', 'cubn', 'cibn'}
+    assert all(issubclass(c, Baseline) for c in BASELINES.values())
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"): BL.Nope

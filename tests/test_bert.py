@@ -2,8 +2,9 @@
 import os, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
-from causal_llmrec.bert import (CausalBert, TrainConfig, fit, predict, estimate_effects, causal_loss, toy_world, cross_fit, load_trainer_state,
-                                default_encoder_path, resolve_encoder, pick_device, check_pairs)
+from causal_llmrec.bert import CausalBert, predict, toy_world, default_encoder_path, resolve_encoder, pick_device, check_pairs
+from causal_llmrec.bert_train import TrainConfig, fit, causal_loss, load_trainer_state
+from causal_llmrec.bert_effects import estimate_effects, cross_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -296,7 +297,7 @@ def test_bad_covariate_values(xworld, mutate, match):
 
 def test_heads_start_at_the_logistic_t_learner(xworld):
     "With no head epochs and no encoder steps the covariate model is exactly the logistic g, Q0, Q1 fits (ridge 1)."
-    from causal_llmrec.matching import LogisticPropensity
+    from causal_llmrec.weighting import LogisticPropensity
     pairs, ut, it, _ = xworld
     m = CausalBert.tiny(seed=0, covariates=['match', 'noise'], inputs='covariates')
     fit(m, pairs, ut, it, strategy='cached', head_epochs=1, head_lr=1e-12, val_frac=0.0, progress=False, seed=0)

@@ -41,11 +41,20 @@ def test_console_script_is_installed():
 def test_help():
     r = cli("--help")
     assert r.returncode == 0
-    for c in ("demo", "discover", "estimate", "train", "recommend", "evaluate", "report", "config", "check-data"):
+    for c in ("demo", "discover", "estimate", "train", "recommend", "evaluate", "report", "config", "check-data", "example-data"):
         assert c in r.stdout
     r = cli("recommend", "--help")
     assert r.returncode == 0 and "--user" in r.stdout and "-k K" in r.stdout and "--seed" in r.stdout and "--device" in r.stdout
     assert cli().returncode == 2
+
+
+def test_example_names_match_the_library():
+    "The parser's example names (kept light: no import of causal_llmrec.files) are the library's examples."
+    from causal_llmrec.cli import EXAMPLE_NAMES
+    from causal_llmrec.files import EXAMPLES
+    assert list(EXAMPLE_NAMES) == list(EXAMPLES)
+    r = cli("example-data", "--help")
+    assert r.returncode == 0 and "--users N" in r.stdout and "{obd,movielens}" in r.stdout
 
 
 def test_config_prints_readable_settings(capsys):

@@ -1,15 +1,14 @@
-"Bad-input matrix, invariants and properties of causal_llmrec.evaluate (fast: synthetic data only)."
-import warnings
+"Bad-input matrix, invariants and properties of causal_llmrec.evaluate (fast: synthetic data only); the bad-input matrix also covers ope and schnabel."
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from causal_llmrec.evaluate import (EvaluationInputError, EvaluationWarning, auc, top_k, ranking_metrics, gini,
-                                    off_policy_value, uniform_policy, bernoulli_ts_action_dist, obd_bts_prior,
                                     uplift_curve, auuc, qini_coefficient, uplift_at_k, true_uplift_at_k,
-                                    simulate_ab_test, offline_lift, MatrixFactorization, schnabel_propensities,
-                                    schnabel_predictions, schnabel_deltas, mnar_estimates, schnabel_learning)
+                                    simulate_ab_test, offline_lift)
+from causal_llmrec.ope import off_policy_value, uniform_policy, bernoulli_ts_action_dist, obd_bts_prior
+from causal_llmrec.schnabel import MatrixFactorization, schnabel_propensities, schnabel_deltas, mnar_estimates
 
 
 def scores_frame(n_users=20, n_items=15, seed=0):
@@ -65,20 +64,6 @@ def test_bad_input_is_valueerror():
 
 
 # ---------------------------------------------------------------- warnings with counts
-def test_unlogged_actions_warn_with_share():
-    lg, _ = bandit_logs()
-    with pytest.warns(EvaluationWarning, match=r"25\.0% of its mass on 1 action"):
-        off_policy_value(lg[lg.item_id != 3], uniform_policy(range(4)), position=None, n_boot=10)
-
-
-def test_clipping_is_reported():
-    lg, _ = bandit_logs()
-    with pytest.warns(EvaluationWarning, match=r"exceeded clip=1"):
-        res = off_policy_value(lg, uniform_policy(range(4)), position=None, clip=1.0, n_boot=10)
-    assert res.n_clipped == int((lg.propensity < .25).sum()) and res.max_weight == pytest.approx(2.5)
-    assert 'clipped at 1' in repr(res)
-
-
 def test_missing_lists_warn():
     recs = pd.DataFrame(dict(user_id=[1], item_id=[1], rank=[1]))
     with pytest.warns(EvaluationWarning, match="1 of 2 users"):
@@ -115,43 +100,6 @@ def test_top_k_excludes_and_is_deterministic():
 
 def test_gini_bounds():
     assert gini([5, 5, 5]) == pytest.approx(0) and 0 < gini([1, 2, 10]) < 1 and gini([]) == 0
-
-
-def test_ips_exact_on_policy_and_unbiased_off_policy():
-    lg, q = bandit_logs(n=4000)
-    # target == behaviour: all weights 1, IPS = SNIPS = mean reward
-    same = pd.DataFrame(dict(item_id=range(4), prob=[.4, .3, .2, .1]))
-    e = off_policy_value(lg, same, position=None, n_boot=20).estimates
-    assert e.loc['IPS', 'value'] == pytest.approx(lg.outcome.mean()) and e.loc['SNIPS', 'value'] == pytest.approx(lg.outcome.mean())
-    # off-policy: IPS, SNIPS and DR average close to the truth; DM's 'mean' model shrinks towards the overall mean (small bias)
-    tgt = pd.DataFrame(dict(item_id=range(4), prob=[.1, .1, .2, .6])); truth = float((tgt.prob * q).sum())
-    ests = np.array([off_policy_value(bandit_logs(2000, seed=s)[0], tgt, position=None, n_boot=10, seed=s).estimates.value.values
-                     for s in range(40)])
-    assert np.abs(ests.mean(0)[[0, 1, 3]] - truth).max() < 0.01 and abs(ests.mean(0)[2] - truth) < 0.03
-
-
-def test_dr_with_true_reward_model_has_smaller_variance():
-    tgt = pd.DataFrame(dict(item_id=range(4), prob=[.1, .1, .2, .6])); q = np.array([.1, .2, .3, .4])
-    ips, dr = [], []
-    for s in range(30):
-        lg, _ = bandit_logs(1000, seed=s)
-        e = off_policy_value(lg, tgt, position=None, reward_model=np.tile(q, (len(lg), 1)), n_boot=10, seed=s).estimates
-        ips.append(e.loc['IPS', 'value']); dr.append(e.loc['DR', 'value'])
-    assert np.std(dr) < np.std(ips)
-
-
-def test_relative_error_ci_contains_point():
-    lg, _ = bandit_logs()
-    res = off_policy_value(lg, uniform_policy(range(4)), position=None, n_boot=200)
-    re = res.relative_error(np.random.default_rng(0).random(3000) < .25)
-    assert (re.ci_low <= re.ci_high).all() and (re.relative_error >= 0).all()
-    with pytest.raises(EvaluationInputError, match="relative error is undefined"): res.relative_error(np.zeros(10))
-
-
-def test_bts_action_dist_is_a_distribution_and_favours_strong_arms():
-    d = bernoulli_ts_action_dist([50, 1, 1, 1], [50, 100, 100, 100], len_list=2, n_sim=2000, seed=0)
-    assert np.allclose(d.groupby('position').prob.sum(), 1)
-    assert d[(d.item_id == 0) & (d.position == 1)].prob.item() > 0.99
 
 
 def test_uplift_curve_properties():
@@ -204,54 +152,6 @@ def test_ab_test_rejects_pairs_outside_world():
     tr = _toy_world(20)
     bad = pd.DataFrame(dict(user_id=[0], item_id=[99]))
     with pytest.raises(EvaluationInputError, match="1 pairs of `recs_b` are not in `truth`"): simulate_ab_test(tr, bad.iloc[:0].pipe(lambda d: tr.head(1)), bad)
-
-
-def test_mf_recovers_low_rank_and_ips_weights_matter():
-    rng = np.random.default_rng(0); U, I = 60, 40
-    R = 3 + rng.normal(size=(U, 2)) @ rng.normal(size=(2, I))
-    u, i = np.nonzero(rng.random((U, I)) < .5)
-    mf = MatrixFactorization(n_factors=2, l2=1e-3, n_iter=30).fit(u, i, R[u, i], n_users=U, n_items=I)
-    assert np.sqrt(((mf.predict_matrix() - R) ** 2).mean()) < 0.2
-    w = np.where(R[u, i] > 3, 100.0, 1.0)
-    mfw = MatrixFactorization(n_factors=1, l2=1e-3, n_iter=10).fit(u, i, R[u, i], weights=w, n_users=U, n_items=I)
-    assert mfw.mu_ > mf.mu_                       # the weighted mean leans to the heavily weighted ratings
-
-
-def test_mnar_estimators_on_full_observation():
-    rng = np.random.default_rng(0); d = rng.random((20, 30)); P = np.full(d.shape, 1.0)
-    e = mnar_estimates(d, np.ones(d.shape, bool), P)
-    assert e['naive'] == pytest.approx(e['true']) and e['IPS'] == pytest.approx(e['true']) and e['SNIPS'] == pytest.approx(e['true'])
-
-
-def test_schnabel_predictions_definitions():
-    rng = np.random.default_rng(0); Y = rng.choice([1, 2, 3, 4, 5], size=(50, 60), p=[.5, .2, .15, .1, .05])
-    p = schnabel_predictions(Y, seed=0); n5 = (Y == 5).sum()
-    assert ((p['REC_ONES'] != Y).sum() == n5) and set(np.unique(Y[p['REC_ONES'] != Y])) == {1}
-    assert ((p['REC_FOURS'] != Y).sum() == n5) and set(np.unique(Y[p['REC_FOURS'] != Y])) == {4}
-    assert (p['ROTATE'][Y == 1] == 5).all() and (p['ROTATE'][Y > 1] == Y[Y > 1] - 1).all()
-    assert set(np.unique(p['COARSENED'])) == {3, 4} and p['SKEWED'].min() >= 0 and p['SKEWED'].max() <= 6
-    P = schnabel_propensities(Y, alpha=.25, obs_rate=.05)
-    assert P.mean() == pytest.approx(.05) and P[Y == 5].max() == pytest.approx(P[Y == 4].max())
-    assert P[Y == 3].max() == pytest.approx(.25 * P[Y == 4].max())
-
-
-def test_schnabel_learning_extra_learners_on_first_masks():
-    "Extra learners run on the first `extra_reps` masks only, see the same mask as MF, and are scored on every entry."
-    rng = np.random.default_rng(0); Y = rng.choice([1, 2, 3, 4, 5], size=(40, 50), p=[.5, .2, .15, .1, .05])
-    seen = []
-    def oracle(u, i, r, p, nU, nI, seed):            # returns the truth: zero error; records what it was given
-        seen.append((len(r), seed)); assert (Y[u, i] == r).all() and p.min() > 0
-        return Y.astype(float)
-    def wrong_shape(u, i, r, p, nU, nI, seed): return np.ones((2, 2))
-    res = schnabel_learning(Y, obs_rate=.2, n_reps=3, n_factors=2, l2_grid=(.1,), n_iter=3, progress=False,
-                            extra={'oracle': oracle}, extra_reps=2)
-    assert len(seen) == 2 and [s for _, s in seen] == [0, 1]
-    assert res.loc['oracle', 'n_masks'] == 2 and res.loc['MF naive', 'n_masks'] == 3
-    assert res.loc['oracle', 'MSE'] == 0 and res.loc['MF naive', 'MSE'] > 0
-    with pytest.raises(EvaluationInputError, match="extra_reps"):
-        schnabel_learning(Y, n_reps=1, extra={'oracle': oracle}, extra_reps=2, progress=False)
-    with pytest.raises(EvaluationInputError, match=r"returned shape \(2, 2\), expected \(40, 50\)"):
-        schnabel_learning(Y, obs_rate=.2, n_reps=1, n_factors=2, l2_grid=(.1,), n_iter=2, progress=False, extra={'bad': wrong_shape})
 
 
 # ---------------------------------------------------------------- causal ranking metrics (Sato et al.): CP@k, CDCG
@@ -341,7 +241,7 @@ def _confounded(n=3000, seed=1):
     return pd.DataFrame(dict(x=x, t=t, y=0.5*t + x + rng.standard_normal(n)))
 
 def test_refute_passes_a_sound_estimate_and_fails_a_stale_one():
-    from causal_llmrec.matching import aipw
+    from causal_llmrec.weighting import aipw
     df = _confounded()
     r = refute(aipw, df, 't', 'y', ['x'], seed=3)
     assert r.passed and abs(r.estimate - 0.5) < 0.12 and list(r.table.test) == ['placebo', 'random_common_cause', 'subset']
@@ -365,19 +265,3 @@ def test_sanity_checks_say_what_is_wrong():
     assert 'too few' in sanity_checks(treatment=[1]*5 + [0]*100)[0]
     assert 'barely overlap' in sanity_checks(propensity=[0.001]*5 + [0.5]*5)[0]
     assert sanity_checks(auc_value=0.8, effects=pd.DataFrame({'tau': [0.1, -0.1]}), estimate=0.1, ci=(0.05, 0.2)) == []
-
-def test_ranking_policy_is_the_slot_by_slot_ranking():
-    from causal_llmrec.evaluate import ranking_policy
-    sc = pd.DataFrame({'user_id': [1, 1, 1, 2, 2, 2], 'item_id': [10, 11, 12, 10, 11, 12], 'score': [.9, .5, .1, .2, .8, .3]})
-    W = ranking_policy(sc, pd.DataFrame({'user_id': [1, 1, 2, 2], 'position': [1, 3, 1, 2]}))
-    assert W.to_numpy().argmax(1).tolist() == [0, 2, 1, 2] and (W.sum(1) == 1).all()
-    assert ranking_policy(sc, pd.DataFrame({'user_id': [2]}), position=None).to_numpy().argmax(1).tolist() == [1]
-    with pytest.raises(EvaluationInputError, match='too few items'): ranking_policy(sc, pd.DataFrame({'user_id': [1], 'position': [4]}))
-    with pytest.raises(EvaluationInputError, match='too few items'): ranking_policy(sc, pd.DataFrame({'user_id': [3], 'position': [1]}))
-    # with the logs of a uniform policy, IPS of the ranking policy is unbiased for its value
-    rng = np.random.default_rng(0); n = 20000
-    logs = pd.DataFrame({'user_id': rng.integers(1, 3, n), 'item_id': rng.choice([10, 11, 12], n), 'position': 1, 'propensity': 1/3})
-    best = {1: 10, 2: 11}
-    logs['outcome'] = (rng.random(n) < np.where(logs.item_id == logs.user_id.map(best), 0.3, 0.05)).astype(float)
-    r = off_policy_value(logs, ranking_policy(sc, logs), n_boot=50)
-    assert abs(r.estimates.loc['IPS', 'value'] - 0.3) < 0.02

@@ -108,16 +108,16 @@ def test_top_level_report_of_someone_else_is_not_replaced(quick, tmp_path):
 # The kill comes from inside the stage's second write (`StageContext.path`), so the stage's code and key are unchanged.
 SAME_CODE = textwrap.dedent("""
     import json, os
-    from causal_llmrec import pipeline as P
+    from causal_llmrec import pipeline as P, runner as R
     _h = json.loads(os.environ.get('TEST_PIPELINE_HASHES', '{}'))   # the code the test process ran (files may change meanwhile)
-    P._SOURCE_HASHES.update(_h.get('sources', {}))
-    for _n, _c in _h.get('stages', {}).items(): P._CODE_HASHES[P.STAGES[_n].fn] = _c
+    R._SOURCE_HASHES.update(_h.get('sources', {}))
+    for _n, _c in _h.get('stages', {}).items(): R._CODE_HASHES[R.STAGES[_n].fn] = _c
 """)
 
 
 def same_code_env():
     "ENV plus the test process's stage code and module hashes, so a subprocess computes the same keys even while files are edited."
-    from causal_llmrec import pipeline as P
+    from causal_llmrec import runner as P
     h = dict(sources={m: P._module_source_hash(m) for s in STAGES.values() for m in s.modules},
              stages={n: P._code_hash(s.fn) for n, s in STAGES.items()})
     return {**ENV, "TEST_PIPELINE_HASHES": json.dumps(h)}

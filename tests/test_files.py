@@ -46,6 +46,13 @@ def _break(shop, table, fn):
     ('people.csv', lambda d: d.assign(uid=d.uid.astype(str) + 'x'), 'people.csv', 'uid', 'text here but numbers'),
     ('people.csv', lambda d: d.iloc[:0], 'people.csv', '', 'empty'),
     ('catalogue.parquet', lambda d: d[d.sku != 's3'], 'log.csv', 'sku', 'absent from catalogue.parquet'),
+    # issue 13's list, the cases the rows above did not cover: an empty log or catalogue, a propensity above 1,
+    # a duplicate key of the items table, a key column missing from the users table
+    ('log.csv', lambda d: d.iloc[:0], 'log.csv', '', 'interactions table is empty'),
+    ('catalogue.parquet', lambda d: d.iloc[:0], 'catalogue.parquet', '', 'items table is empty'),
+    ('log.csv', lambda d: d.assign(p=d.p.where(d.index != 7, 1.5)), 'log.csv', 'p', '(0, 1]'),
+    ('catalogue.parquet', lambda d: pd.concat([d, d.iloc[[2]]]), 'catalogue.parquet', 'sku', 'duplicate id'),
+    ('people.csv', lambda d: d.drop(columns='uid'), 'people.csv', 'uid', 'missing (needed as user_id)'),
 ])
 def test_each_bad_file_names_file_column_rows(shop, table, fn, file, column, words):
     _break(shop, table, fn)
@@ -54,6 +61,23 @@ def test_each_bad_file_names_file_column_rows(shop, table, fn, file, column, wor
     pr = c.problems[0]
     assert Path(pr.file).name == file and pr.column == column and words in str(pr), str(pr)
     with pytest.raises(DataError, match=file.replace('.', r'\.')): load_data(shop/'spec.yaml')
+
+@pytest.mark.parametrize('table, fn, column, rows', [
+    ('log.csv', lambda d: d.assign(p=d.p.where(d.index != 7, 1.5)), 'p', '8'),
+    ('log.csv', lambda d: d.assign(bought=d.bought.where(d.index != 3, 2)), 'bought', '4'),
+    ('log.csv', lambda d: d.assign(shown=d.shown.astype(str).where(d.index != 5, 'yes')), 'shown', '6'),
+    ('log.csv', lambda d: d.assign(uid=d.uid.where(d.index != 9, 999)), 'uid', '10'),
+    ('log.csv', lambda d: pd.concat([d.iloc[:12], d.iloc[[3]], d.iloc[12:]]), 'uid, sku', '4, 13'),
+    ('people.csv', lambda d: pd.concat([d, d.iloc[[0]]]), 'uid', '1, 41'),
+])
+def test_one_defect_one_problem_with_its_rows(shop, table, fn, column, rows):
+    "A file with one defect gives exactly one problem, and it names the 1-based data rows (header excluded)."
+    _break(shop, table, fn)
+    c = check_data(shop/'spec.yaml')
+    assert len(c.problems) == 1, c.problems
+    pr = c.problems[0]
+    assert pr.column == column and pr.rows == rows, str(pr)
+    assert f"(rows {rows})" in str(pr) and Path(pr.file).name in str(pr)
 
 def test_bad_specs(shop):
     with pytest.raises(FileNotFoundError, match='does not exist'): read_spec(shop/'nope.yaml')

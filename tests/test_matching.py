@@ -1,9 +1,10 @@
-"Bad-input matrix, engine property tests and end-to-end checks for causal_llmrec.matching."
+"Bad-input matrix, engine property tests and end-to-end checks for causal_llmrec.matching, .weighting and .effects."
 import warnings
 import numpy as np, pandas as pd, pytest
-from causal_llmrec.matching import (match, ipw, aipw, cem, propensity_score, balance_table, effect_by_segment, crump_alpha,
-                                    load_lalonde, MatchingError, OverlapWarning, _knn_1d, _knn_tree, _knn_kdgemm, _greedy_1d, _argsort_stable,
-                                    _greedy_tree)
+from causal_llmrec.matching import match, cem, balance_table, effect_by_segment, load_lalonde
+from causal_llmrec.weighting import ipw, aipw, propensity_score, crump_alpha
+from causal_llmrec.effects import OverlapWarning
+from causal_llmrec.neighbours import MatchingError, _knn_1d, _knn_tree, _knn_kdgemm, _greedy_1d, _argsort_stable, _greedy_tree
 
 X4 = ['age', 'educ', 're74', 're75']
 
@@ -420,7 +421,7 @@ def test_propensity_score_takes_a_formula():
     with pytest.raises(MatchingError, match='formula'): propensity_score(d, 'qsmk')
 
 def test_effect_results_collection():
-    from causal_llmrec.matching import EffectResults
+    from causal_llmrec.effects import EffectResults
     df, cov = synth(n=1500, seed=10)
     rs = EffectResults([ipw(df, 't', 'y', covariates=cov, estimand='ATT'), match(df, 't', 'y', covariates=cov)])
     f = rs.to_frame(); assert len(f) == 2 and list(f.estimand) == ['ATT', 'ATT']
@@ -428,3 +429,23 @@ def test_effect_results_collection():
     assert rs['ATT', 'IPW'] is rs[0] and rs['ATT', 'matching'] is rs[1] and 'MatchResult' in rs.summary()
     with pytest.raises(KeyError): rs['ATE', 'IPW']
     with pytest.raises(TypeError): EffectResults([1.0])
+
+@pytest.mark.parametrize('estimand, peer_se', [('ATT', 714.775825), ('ATE', 740.880684)])
+def test_ai2016_se_reproduces_the_stata_formula(lal, estimand, peer_se):
+    # StatsPAI 1.40.2's teffects-psmatch AI (2016) SE (which reproduces Stata 18's e(V); bench/matching_published_se.py) on the
+    # NSW experiment, 1:1 on the probability-scale score, nn(2) = var_matches=1
+    DW8 = ['age', 'educ', 'black', 'hisp', 'marr', 'nodegree', 're74', 're75']
+    r = match(lal, 'treat', 're78', covariates=DW8, estimand=estimand, var_matches=1, ps_scale='probability')
+    assert abs(r.se / peer_se - 1) < 1e-8 and 'Abadie-Imbens (2016)' in r.variance and r.details['se_ai2006'] > r.se
+
+
+def test_match_refuses_a_tie_explosion_on_a_score_with_few_values():
+    "A score with three values keeps every exact tie: 20,000 units would make ~30 million matched pairs; match refuses with the fix."
+    import numpy as np, pandas as pd
+    from causal_llmrec.matching import match, MatchingError
+    rng = np.random.default_rng(0); n = 20000
+    df = pd.DataFrame({'x': rng.integers(0, 3, n)}); df['t'] = (rng.random(n) < 0.3 + 0.1*df.x).astype(int); df['y'] = rng.random(n) + df.t
+    with pytest.raises(MatchingError, match=r"3 distinct values over 20,000 units.*ipw/aipw"):
+        match(df, 't', 'y', ['x'])
+    small = df.iloc[:2000]      # the same design at 2,000 units stays under the limit and matches
+    assert abs(match(small, 't', 'y', ['x']).estimate - 1.0) < 0.1

@@ -104,7 +104,7 @@ def test_every_numeric_setting_has_a_range():
 def test_train_settings_are_train_config():
     "Every TrainConfig field but the five the run sets can be set from YAML, and reaches the TrainConfig the train stage uses."
     from dataclasses import fields
-    from causal_llmrec.bert import TrainConfig
+    from causal_llmrec.bert_train import TrainConfig
     from causal_llmrec.settings import TRAIN_RUN_FIELDS, TrainSettings
     tc_fields = {f.name for f in fields(TrainConfig)} - set(TRAIN_RUN_FIELDS)
     assert tc_fields <= {f.name for f in fields(TrainSettings)}

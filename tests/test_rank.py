@@ -1,7 +1,8 @@
 """Ranking: seen items excluded, orders, grid == pairwise scoring, click models, bad input."""
 import numpy as np, pandas as pd, pytest, torch
 import networkx as nx
-from causal_llmrec.bert import CausalBert, fit, predict, toy_world
+from causal_llmrec.bert import CausalBert, predict, toy_world
+from causal_llmrec.bert_train import fit
 from causal_llmrec.rank import rank, graph_context, explain
 
 @pytest.fixture(scope='module')
