@@ -45,8 +45,8 @@ def run(name, out, extra):
                 wall_seconds=round(wall, 1), cpu_seconds=round(cpu, 1), load_avg_start_end=[round(load0, 1), round(load1, 1)],
                 limit_seconds=LIMITS[name], within_limit=wall < LIMITS[name], stage_seconds=stages,
                 truth=json.loads((out / "data" / "summary.json").read_text()).get("truth"), effects=eff,
-                metrics={k: met.get(k) for k in ("corr_tau", "auc_propensity", "auc_outcome", "true_uplift_at_k_uplift_ranking",
-                                                 "true_uplift_at_k_outcome_ranking", "ab_test_uplift_vs_click_ranking", "auuc")},
+                metrics={k: met.get(k) for k in ("candidates", "candidates_per_user", "corr_tau", "auc_propensity", "auc_outcome", "true_uplift_at_k_uplift_ranking",
+                                                 "true_uplift_at_k_outcome_ranking", "ab_test_uplift_vs_click_ranking", "auuc", "normalised_gain", "coverage_over_worlds")},
                 report_bytes=(out / "report.html").stat().st_size, out=out)
 
 

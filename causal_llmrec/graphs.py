@@ -411,6 +411,6 @@ def plot_dag(graph, # a DAG (DiGraph, StructureModel, CausalGraph)
         xs = sorted({round(p[0], 6) for p in pos.values()})
         for i, x in enumerate(xs[:len(knowledge.tiers)]):
             ax.text(x, 1.02, f'tier {i}', transform=ax.get_xaxis_transform(), ha='center', fontsize=8, color='0.4')
-    ax.set_title(title or getattr(graph, 'method', '') and f"learned graph ({graph.method})" or 'DAG')
+    ax.set_title(title or getattr(graph, 'method', '') and f"learned graph ({graph.method})" or 'DAG', pad=16)   # above the tier labels
     ax.axis('off')
     return ax
