@@ -219,89 +219,109 @@ def _merge_rare(df:pd.DataFrame, cols, min_count:int, file:str, notes:list)->pd.
 
 
 # %% ../nbs/00a_files.ipynb #2a805a98
-def _read_all(spec:DataSpec):
-    "Read and check every table; returns (tables, frames, problems, notes). Nothing is dropped."
-    P, notes, tables, fr = [], [], {}, {}
+def _check_values(it:pd.DataFrame, spec:DataSpec, f_i:str, P:list)->pd.DataFrame:
+    "Check the role columns of the interactions (renamed to their roles) and append a Problem for each bad value; returns the table with outcomes thresholded and times parsed."
+    for r in (USER, ITEM): _no_nan(it, f_i, [r], P)
+    if _numeric(it, f_i, OUTCOME, P) and _no_nan(it, f_i, [OUTCOME], P):
+        if spec.outcome_threshold is not None: it[OUTCOME] = (it[OUTCOME] >= spec.outcome_threshold).astype(int)
+        y = it[OUTCOME]
+        bad = ~y.isin([0, 1]) if spec.outcome_type == 'binary' else ~y.between(0, 1)
+        if bad.any():
+            P.append(Problem(f_i, spec.col(OUTCOME), f"must be {'0/1' if spec.outcome_type == 'binary' else 'in [0, 1]'}, found {y[bad].iloc[0]!r}",
+                             _where(bad), "recode it, or set outcome_type: unit for values in [0, 1]" if spec.outcome_type == 'binary' else 'rescale it to [0, 1]'))
+    if EXPOSURE in it and _numeric(it, f_i, EXPOSURE, P) and _no_nan(it, f_i, [EXPOSURE], P):
+        bad = ~it[EXPOSURE].isin([0, 1])
+        if bad.any(): P.append(Problem(f_i, spec.col(EXPOSURE), f"must be 0/1, found {it[EXPOSURE][bad].iloc[0]!r}", _where(bad), 'recode it to 0/1'))
+        elif spec.treatment == 'exposure' and it[EXPOSURE].nunique() < 2:
+            P.append(Problem(f_i, spec.col(EXPOSURE), f"every row has exposure {it[EXPOSURE].iloc[0]}: there is nothing to compare",
+                             fix="an impression log needs treatment: shown (with sampled controls) or treatment: position"))
+    if PROPENSITY in it and _numeric(it, f_i, PROPENSITY, P) and _no_nan(it, f_i, [PROPENSITY], P):
+        bad = (it[PROPENSITY] <= 0) | (it[PROPENSITY] > 1)
+        if bad.any(): P.append(Problem(f_i, spec.col(PROPENSITY), f"must lie in (0, 1], found {it[PROPENSITY][bad].iloc[0]!r}", _where(bad), 'logged propensities are probabilities'))
+    if 'position' in it and _numeric(it, f_i, 'position', P) and _no_nan(it, f_i, ['position'], P):
+        pos = it['position']
+        if spec.treatment == 'position':
+            n_top = int((pos == spec.top_position).sum())
+            if n_top in (0, len(pos)):
+                P.append(Problem(f_i, spec.col('position'), f"{n_top} of {len(pos)} rows are in top_position={spec.top_position}: no contrast",
+                                 fix=f"set top_position to a slot present in the log (seen: {sorted(pd.unique(pos))[:10]})"))
+    if TIMESTAMP in it:
+        ts = it[TIMESTAMP]
+        if not pd.api.types.is_numeric_dtype(ts):
+            conv = pd.to_datetime(ts, errors='coerce'); bad = conv.isna() & ts.notna()
+            if bad.any(): P.append(Problem(f_i, spec.col(TIMESTAMP), f"cannot be read as a time, e.g. {ts[bad].iloc[0]!r}", _where(bad), 'use ISO dates or numbers'))
+            else: it[TIMESTAMP] = conv
+    if spec.treatment == 'exposure' and not P:
+        dup = it.duplicated([USER, ITEM], keep=False)
+        if dup.any():
+            P.append(Problem(f_i, f"{spec.col(USER)}, {spec.col(ITEM)}", f"{int(it.duplicated([USER, ITEM]).sum())} row(s) repeat a (user, item) pair",
+                             _where(dup), "aggregate them to one row per pair, or, for an impression log, set treatment: shown or treatment: position"))
+    return it
+
+
+# %% ../nbs/00a_files.ipynb #bd498a23
+def _read_interactions(spec:DataSpec, P:list, tables:dict):
+    "Read the interactions, rename the spec's columns to their roles and check them; problems name the file's own columns."
     ip = spec.path('interactions'); f_i = str(ip)
     it = _read(ip, 'interactions', P)
+    if it is None: return None
     roles = {spec.col(r): r for r in (USER, ITEM, OUTCOME)}
     if spec.treatment == 'exposure': roles[spec.col(EXPOSURE)] = EXPOSURE
     if spec.treatment == 'position': roles[spec.col('position')] = 'position'
-    n0, back = len(P), {}
-    if it is not None:
-        tables['interactions'] = (f_i, len(it), list(it.columns))
-        if _need(it, f_i, roles, P):
-            opt = {spec.col(r): r for r in (PROPENSITY, TIMESTAMP, 'position', 'slate', EXPOSURE) if spec.col(r) in it.columns and spec.col(r) not in roles}
-            ren = {**roles, **opt}
-            clash = [c for c in it.columns if c in ren.values() and c not in ren]
-            for c in clash: P.append(Problem(f_i, c, f"is named like the role '{c}', which the spec maps to another column",
-                                             fix=f"rename it, or map the role to it (columns: {{{c}: {c}}})"))
-            it = it.drop(columns=clash).rename(columns=ren); back = {r: c for c, r in ren.items()}; n0 = len(P)
-            for r in (USER, ITEM): _no_nan(it, f_i, [r], P)
-            if _numeric(it, f_i, OUTCOME, P) and _no_nan(it, f_i, [OUTCOME], P):
-                if spec.outcome_threshold is not None: it[OUTCOME] = (it[OUTCOME] >= spec.outcome_threshold).astype(int)
-                y = it[OUTCOME]
-                bad = ~y.isin([0, 1]) if spec.outcome_type == 'binary' else ~y.between(0, 1)
-                if bad.any():
-                    P.append(Problem(f_i, spec.col(OUTCOME), f"must be {'0/1' if spec.outcome_type == 'binary' else 'in [0, 1]'}, found {y[bad].iloc[0]!r}",
-                                     _where(bad), "recode it, or set outcome_type: unit for values in [0, 1]" if spec.outcome_type == 'binary' else 'rescale it to [0, 1]'))
-            if EXPOSURE in it and _numeric(it, f_i, EXPOSURE, P) and _no_nan(it, f_i, [EXPOSURE], P):
-                bad = ~it[EXPOSURE].isin([0, 1])
-                if bad.any(): P.append(Problem(f_i, spec.col(EXPOSURE), f"must be 0/1, found {it[EXPOSURE][bad].iloc[0]!r}", _where(bad), 'recode it to 0/1'))
-                elif spec.treatment == 'exposure' and it[EXPOSURE].nunique() < 2:
-                    P.append(Problem(f_i, spec.col(EXPOSURE), f"every row has exposure {it[EXPOSURE].iloc[0]}: there is nothing to compare",
-                                     fix="an impression log needs treatment: shown (with sampled controls) or treatment: position"))
-            if PROPENSITY in it and _numeric(it, f_i, PROPENSITY, P) and _no_nan(it, f_i, [PROPENSITY], P):
-                bad = (it[PROPENSITY] <= 0) | (it[PROPENSITY] > 1)
-                if bad.any(): P.append(Problem(f_i, spec.col(PROPENSITY), f"must lie in (0, 1], found {it[PROPENSITY][bad].iloc[0]!r}", _where(bad), 'logged propensities are probabilities'))
-            if 'position' in it and _numeric(it, f_i, 'position', P) and _no_nan(it, f_i, ['position'], P):
-                pos = it['position']
-                if spec.treatment == 'position':
-                    n_top = int((pos == spec.top_position).sum())
-                    if n_top in (0, len(pos)):
-                        P.append(Problem(f_i, spec.col('position'), f"{n_top} of {len(pos)} rows are in top_position={spec.top_position}: no contrast",
-                                         fix=f"set top_position to a slot present in the log (seen: {sorted(pd.unique(pos))[:10]})"))
-            if TIMESTAMP in it:
-                ts = it[TIMESTAMP]
-                if not pd.api.types.is_numeric_dtype(ts):
-                    conv = pd.to_datetime(ts, errors='coerce'); bad = conv.isna() & ts.notna()
-                    if bad.any(): P.append(Problem(f_i, spec.col(TIMESTAMP), f"cannot be read as a time, e.g. {ts[bad].iloc[0]!r}", _where(bad), 'use ISO dates or numbers'))
-                    else: it[TIMESTAMP] = conv
-            if spec.treatment == 'exposure' and not P:
-                dup = it.duplicated([USER, ITEM], keep=False)
-                if dup.any():
-                    P.append(Problem(f_i, f"{spec.col(USER)}, {spec.col(ITEM)}", f"{int(it.duplicated([USER, ITEM]).sum())} row(s) repeat a (user, item) pair",
-                                     _where(dup), "aggregate them to one row per pair, or, for an impression log, set treatment: shown or treatment: position"))
-        for pr in P[n0:]: pr.column = back.get(pr.column, pr.column)   # name the file's column, not the role
-        fr['interactions'] = it
-    for table, role, wanted, key in (('users', USER, spec.user_features, 'user_features'), ('items', ITEM, spec.item_text, 'item_text')):
-        p = spec.path(table)
-        if p is None: fr[table] = None; continue
-        df = _read(p, table, P); f = str(p)
-        if df is None: fr[table] = None; continue
-        tables[table] = (f, len(df), list(df.columns))
-        idc = spec.col(role)
-        if not _need(df, f, {idc: role}, P): fr[table] = None; continue
-        if _ids(df, f, idc, P, unique=True):
-            df = df.set_index(idc); df.index.name = role
-            if it is not None and role in it.columns:
-                if not _same_kind(it[role], df.index.to_series()):
-                    P.append(Problem(f, idc, f"ids are {'numbers' if pd.api.types.is_numeric_dtype(df.index) else 'text'} here but "
-                                     f"{'numbers' if pd.api.types.is_numeric_dtype(it[role]) else 'text'} in {Path(f_i).name}",
-                                     fix="write the ids the same way in both files (1 and '1' are different ids)"))
-                else:
-                    unknown = ~it[role].isin(df.index)
-                    if unknown.any():
-                        P.append(Problem(f_i, spec.col(role), f"{int(unknown.sum())} row(s) name a {role} absent from {Path(f).name}, e.g. {it.loc[unknown, role].iloc[0]!r}",
-                                         _where(unknown), f"add those {table} to {Path(f).name} or remove the rows"))
-            cols = list(df.columns) if wanted is None else list(wanted)
-            miss = [c for c in cols if c not in df.columns]
-            if miss: P.append(Problem(f, ', '.join(map(str, miss)), f"named in {key} but not in the file", fix=f"the file has {list(df.columns)[:12]}"))
+    tables['interactions'] = (f_i, len(it), list(it.columns))
+    if not _need(it, f_i, roles, P): return it
+    opt = {spec.col(r): r for r in (PROPENSITY, TIMESTAMP, 'position', 'slate', EXPOSURE) if spec.col(r) in it.columns and spec.col(r) not in roles}
+    ren = {**roles, **opt}
+    clash = [c for c in it.columns if c in ren.values() and c not in ren]
+    for c in clash: P.append(Problem(f_i, c, f"is named like the role '{c}', which the spec maps to another column",
+                                     fix=f"rename it, or map the role to it (columns: {{{c}: {c}}})"))
+    it = it.drop(columns=clash).rename(columns=ren); back = {r: c for c, r in ren.items()}; n0 = len(P)
+    it = _check_values(it, spec, f_i, P)
+    for pr in P[n0:]: pr.column = back.get(pr.column, pr.column)   # name the file's column, not the role
+    return it
+
+
+# %% ../nbs/00a_files.ipynb #e1927215
+def _read_side(spec:DataSpec, table:str, role:str, wanted, key:str, it, f_i:str, P:list, tables:dict, notes:list):
+    "Read the users or items table: unique ids as its index, ids that match the interactions', the wanted columns without NaNs."
+    p = spec.path(table)
+    if p is None: return None
+    df = _read(p, table, P); f = str(p)
+    if df is None: return None
+    tables[table] = (f, len(df), list(df.columns))
+    idc = spec.col(role)
+    if not _need(df, f, {idc: role}, P): return None
+    if _ids(df, f, idc, P, unique=True):
+        df = df.set_index(idc); df.index.name = role
+        if it is not None and role in it.columns:
+            if not _same_kind(it[role], df.index.to_series()):
+                P.append(Problem(f, idc, f"ids are {'numbers' if pd.api.types.is_numeric_dtype(df.index) else 'text'} here but "
+                                 f"{'numbers' if pd.api.types.is_numeric_dtype(it[role]) else 'text'} in {Path(f_i).name}",
+                                 fix="write the ids the same way in both files (1 and '1' are different ids)"))
             else:
-                df = df[cols].copy()
-                _no_nan(df.reset_index(drop=True), f, cols, P)
-                if table == 'users': df = _merge_rare(df, cols, spec.rare_level_min, Path(f).name, notes)
-        fr[table] = df
+                unknown = ~it[role].isin(df.index)
+                if unknown.any():
+                    P.append(Problem(f_i, spec.col(role), f"{int(unknown.sum())} row(s) name a {role} absent from {Path(f).name}, e.g. {it.loc[unknown, role].iloc[0]!r}",
+                                     _where(unknown), f"add those {table} to {Path(f).name} or remove the rows"))
+        cols = list(df.columns) if wanted is None else list(wanted)
+        miss = [c for c in cols if c not in df.columns]
+        if miss: P.append(Problem(f, ', '.join(map(str, miss)), f"named in {key} but not in the file", fix=f"the file has {list(df.columns)[:12]}"))
+        else:
+            df = df[cols].copy()
+            _no_nan(df.reset_index(drop=True), f, cols, P)
+            if table == 'users': df = _merge_rare(df, cols, spec.rare_level_min, Path(f).name, notes)
+    return df
+
+
+# %% ../nbs/00a_files.ipynb #c4689c1d
+def _read_all(spec:DataSpec):
+    "Read and check every table; returns (tables, frames, problems, notes). Nothing is dropped."
+    P, notes, tables = [], [], {}
+    f_i = str(spec.path('interactions'))
+    it = _read_interactions(spec, P, tables)
+    fr = {'interactions': it} if it is not None else {}
+    for table, role, wanted, key in (('users', USER, spec.user_features, 'user_features'), ('items', ITEM, spec.item_text, 'item_text')):
+        fr[table] = _read_side(spec, table, role, wanted, key, it, f_i, P, tables, notes)
     return tables, fr, P, notes
 
 def check_data(spec:str|Path|dict|DataSpec, # a folder, a YAML data spec, a dict or a DataSpec

@@ -101,6 +101,78 @@ def _features(features, pairs:pd.DataFrame, names:list)->pd.DataFrame:
     if miss: raise ValueError(f"features(pairs) lacks the model's covariate column(s) {miss}")
     return f[names].reset_index(drop=True)
 
+
+# %% ../nbs/05_rank.ipynb #26bd22e6
+def _top_of_candidates(model, candidates, ut, it, k, by, lam, users, features, seen_df, progress, precision):
+    "Top-k of given (user_id, item_id) candidate pairs per user: (table of user_id, item_id, score, g, q0, q1, rank; pairs scored)."
+    if model.covariates and features is not None and not set(model.covariates) <= set(candidates.columns):
+        base = candidates[['user_id', 'item_id']].reset_index(drop=True)
+        candidates = pd.concat([base, _features(features, base, model.covariates)], axis=1)
+    cand = check_pairs(candidates, ut, it, need_labels=False, covariates=model.covariates)
+    cand = cand[['user_id', 'item_id'] + model.covariates].drop_duplicates(['user_id', 'item_id'])
+    if users is not None: cand = cand[cand.user_id.isin(list(users))]
+    if len(seen_df):
+        m = cand.merge(seen_df.assign(_s=1), on=['user_id', 'item_id'], how='left')._s.notna().to_numpy()
+        if m.any(): cand = cand[~m]
+    pred = predict(model, cand, ut, it, progress=progress, precision=precision)
+    pred['score'] = _score(by, pred.q0.to_numpy(), pred.q1.to_numpy(), lam)
+    pred = pred.sort_values(['user_id', 'score', 'item_id'], ascending=[True, False, True], kind='mergesort')
+    top = pred.groupby('user_id', sort=True).head(k).copy()
+    top['rank'] = top.groupby('user_id').cumcount() + 1
+    return top, len(pred)
+
+
+# %% ../nbs/05_rank.ipynb #9db4be0b
+def _top_of_catalogue(model, ut, it, k, by, lam, users, items, features, seen_df, user_chunk, progress, precision):
+    "Top-k of every (user, item) pair but the seen ones, scored on the GPU-friendly grid: (table as `_top_of_candidates`; pairs scored)."
+    uids = pd.Index(list(users) if users is not None else ut.index)
+    iids = pd.Index(list(items) if items is not None else it.index)
+    miss = uids.difference(ut.index)
+    if len(miss): raise ValueError(f"{len(miss)} user ids have no text (e.g. {miss[:5].tolist()})")
+    miss = iids.difference(it.index)
+    if len(miss): raise ValueError(f"{len(miss)} item ids have no text (e.g. {miss[:5].tolist()})")
+    if model.covariates and features is None:
+        raise ValueError(f"this model reads covariates {model.covariates}: ranking the catalogue needs features=f(pairs) that "
+                         "returns them for any (user_id, item_id) pair (e.g. SimWorld.pair_features), or pass candidates= with those columns")
+    model.eval()
+    if model.reads_text:
+        U = model.encode(ut.loc[uids], progress=progress, precision=precision)
+        V = model.encode(it.loc[iids], progress=progress, precision=precision)
+    else: U = torch.zeros((len(uids), model.hidden), device=model.device); V = torch.zeros((len(iids), model.hidden), device=model.device)
+    dev = U.device
+    sp = seen_df[seen_df.user_id.isin(uids) & seen_df.item_id.isin(iids)]
+    su = uids.get_indexer(sp.user_id); si = iids.get_indexer(sp.item_id)
+    kk = min(k, len(iids))
+    chunk = user_chunk or max(1, 262144 // max(len(iids), 1))
+    rows = []
+    with torch.no_grad():
+        for s in tqdm(range(0, len(uids), chunk), disable=not progress, desc=f'rank by {by}'):
+            e = min(s+chunk, len(uids))
+            X = None
+            if model.covariates:
+                cp = pd.DataFrame({'user_id': np.repeat(uids.to_numpy()[s:e], len(iids)), 'item_id': np.tile(iids.to_numpy(), e-s)})
+                X = torch.as_tensor(check_covariates(_features(features, cp, model.covariates), model.covariates),
+                                    device=dev).view(e-s, len(iids), -1)
+            P = torch.sigmoid(model.heads.grid(U[s:e], V, X))          # (c, n_items, 3)
+            q0, q1 = P[..., 1], P[..., 2]
+            if model.cfg['objective'] == 'click': q0 = q1
+            sc = _score(by, q0, q1, lam).clone()
+            m = (su >= s) & (su < e)
+            if m.any(): sc[torch.as_tensor(su[m]-s, device=dev), torch.as_tensor(si[m], device=dev)] = -float('inf')
+            val, idx = torch.topk(sc, kk, dim=1)
+            ar = torch.arange(e-s, device=dev)[:, None]
+            rows.append(dict(u=np.repeat(np.arange(s, e), kk), i=idx.cpu().numpy().ravel(), score=val.cpu().numpy().ravel(),
+                             g=P[..., 0][ar, idx].cpu().numpy().ravel(), q0=q0[ar, idx].cpu().numpy().ravel(),
+                             q1=q1[ar, idx].cpu().numpy().ravel()))
+    cat = {c: np.concatenate([r[c] for r in rows]) for c in rows[0]} if rows else {c: [] for c in ('u', 'i', 'score', 'g', 'q0', 'q1')}
+    top = pd.DataFrame({'user_id': uids.to_numpy()[cat['u']], 'item_id': iids.to_numpy()[cat['i']], 'score': cat['score'],
+                        'g': cat['g'], 'q0': cat['q0'], 'q1': cat['q1']})
+    top = top[np.isfinite(top.score)]    # a user who has seen every candidate gets a shorter list
+    top['rank'] = top.groupby('user_id').cumcount() + 1
+    return top, len(uids)*len(iids)
+
+
+# %% ../nbs/05_rank.ipynb #3c3ee6d5
 def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' models rank by outcome only)
          user_texts:pd.Series, # text per user_id
          item_texts:pd.Series, # text per item_id
@@ -130,67 +202,11 @@ def rank(model:CausalBert, # a trained CausalBert (objective 'causal'; 'click' m
     seen_df = _seen_pairs(seen)
     t0 = time.perf_counter()
     if candidates is not None:
-        if model.covariates and features is not None and not set(model.covariates) <= set(candidates.columns):
-            candidates = pd.concat([candidates[['user_id', 'item_id']].reset_index(drop=True),
-                                    _features(features, candidates[['user_id', 'item_id']].reset_index(drop=True), model.covariates)], axis=1)
-        cand = check_pairs(candidates, ut, it, need_labels=False, covariates=model.covariates)
-        cand = cand[['user_id', 'item_id'] + model.covariates].drop_duplicates(['user_id', 'item_id'])
-        if users is not None: cand = cand[cand.user_id.isin(list(users))]
-        if len(seen_df):
-            m = cand.merge(seen_df.assign(_s=1), on=['user_id', 'item_id'], how='left')._s.notna().to_numpy()
-            if m.any(): cand = cand[~m]
-        pred = predict(model, cand, ut, it, progress=progress, precision=precision)
-        pred['score'] = _score(by, pred.q0.to_numpy(), pred.q1.to_numpy(), lam)
-        pred = pred.sort_values(['user_id', 'score', 'item_id'], ascending=[True, False, True], kind='mergesort')
-        top = pred.groupby('user_id', sort=True).head(k).copy()
-        top['rank'] = top.groupby('user_id').cumcount() + 1
-        n_scored = len(pred)
+        top, n_scored = _top_of_candidates(model, candidates, ut, it, k=k, by=by, lam=lam, users=users, features=features,
+                                           seen_df=seen_df, progress=progress, precision=precision)
     else:
-        uids = pd.Index(list(users) if users is not None else ut.index)
-        iids = pd.Index(list(items) if items is not None else it.index)
-        miss = uids.difference(ut.index)
-        if len(miss): raise ValueError(f"{len(miss)} user ids have no text (e.g. {miss[:5].tolist()})")
-        miss = iids.difference(it.index)
-        if len(miss): raise ValueError(f"{len(miss)} item ids have no text (e.g. {miss[:5].tolist()})")
-        if model.covariates and features is None:
-            raise ValueError(f"this model reads covariates {model.covariates}: ranking the catalogue needs features=f(pairs) that "
-                             "returns them for any (user_id, item_id) pair (e.g. SimWorld.pair_features), or pass candidates= with those columns")
-        model.eval()
-        if model.reads_text:
-            U = model.encode(ut.loc[uids], progress=progress, precision=precision)
-            V = model.encode(it.loc[iids], progress=progress, precision=precision)
-        else: U = torch.zeros((len(uids), model.hidden), device=model.device); V = torch.zeros((len(iids), model.hidden), device=model.device)
-        dev = U.device
-        sp = seen_df[seen_df.user_id.isin(uids) & seen_df.item_id.isin(iids)]
-        su = uids.get_indexer(sp.user_id); si = iids.get_indexer(sp.item_id)
-        kk = min(k, len(iids))
-        chunk = user_chunk or max(1, 262144 // max(len(iids), 1))
-        rows = []
-        with torch.no_grad():
-            for s in tqdm(range(0, len(uids), chunk), disable=not progress, desc=f'rank by {by}'):
-                e = min(s+chunk, len(uids))
-                X = None
-                if model.covariates:
-                    cp = pd.DataFrame({'user_id': np.repeat(uids.to_numpy()[s:e], len(iids)), 'item_id': np.tile(iids.to_numpy(), e-s)})
-                    X = torch.as_tensor(check_covariates(_features(features, cp, model.covariates), model.covariates),
-                                        device=dev).view(e-s, len(iids), -1)
-                P = torch.sigmoid(model.heads.grid(U[s:e], V, X))          # (c, n_items, 3)
-                q0, q1 = P[..., 1], P[..., 2]
-                if model.cfg['objective'] == 'click': q0 = q1
-                sc = _score(by, q0, q1, lam).clone()
-                m = (su >= s) & (su < e)
-                if m.any(): sc[torch.as_tensor(su[m]-s, device=dev), torch.as_tensor(si[m], device=dev)] = -float('inf')
-                val, idx = torch.topk(sc, kk, dim=1)
-                ar = torch.arange(e-s, device=dev)[:, None]
-                rows.append(dict(u=np.repeat(np.arange(s, e), kk), i=idx.cpu().numpy().ravel(), score=val.cpu().numpy().ravel(),
-                                 g=P[..., 0][ar, idx].cpu().numpy().ravel(), q0=q0[ar, idx].cpu().numpy().ravel(),
-                                 q1=q1[ar, idx].cpu().numpy().ravel()))
-        cat = {c: np.concatenate([r[c] for r in rows]) for c in rows[0]} if rows else {c: [] for c in ('u', 'i', 'score', 'g', 'q0', 'q1')}
-        top = pd.DataFrame({'user_id': uids.to_numpy()[cat['u']], 'item_id': iids.to_numpy()[cat['i']], 'score': cat['score'],
-                            'g': cat['g'], 'q0': cat['q0'], 'q1': cat['q1']})
-        top = top[np.isfinite(top.score)]    # a user who has seen every candidate gets a shorter list
-        top['rank'] = top.groupby('user_id').cumcount() + 1
-        n_scored = len(uids)*len(iids)
+        top, n_scored = _top_of_catalogue(model, ut, it, k=k, by=by, lam=lam, users=users, items=items, features=features,
+                                          seen_df=seen_df, user_chunk=user_chunk, progress=progress, precision=precision)
     top['tau'] = top.q1 - top.q0
     if model.cfg['objective'] == 'click': top['g'] = np.nan; top['tau'] = 0.0
     top['g'] = top['g'].astype(float)

@@ -220,42 +220,43 @@ def metric_unit(group:str, # the metric's top-level key in `evaluate/metrics.jso
     return _UNITS.get(group, '')
 
 
-# %% ../nbs/07c_report.ipynb #636a97f5
-def build_report(out, # a run folder
-                 title:str='causal_llmrec run report', # the report's title
-                 n_example_users:int=3, # users whose recommendations are shown
-                 effects_png=None, # the forest plot of the effects (default: the run's report/effects.png)
-                )->str: # one self-contained HTML page: CSS inline, figures embedded as data URIs
-    "The HTML report of a run, from the files its stages wrote (sections of stages that did not run say so); every value from the run folder is escaped."
-    out = Path(out)
-    man = json.loads((out/'manifest.json').read_text()) if (out/'manifest.json').exists() else {'stages': {}}
-    sec = [('summary', 'What the run found', '<ul>' + ''.join(f'<li>{_e(x)}</li>' for x in summary_sentences(out)) + '</ul>')]
+# %% ../nbs/07c_report.ipynb #b4384ef9
+def _missing(stage:str)->str: return f'<p class="missing">the {stage} stage did not run</p>'
+
+def _sec_data(out:Path)->str:
+    "Key figures of the data: size, exposure rate and (simulated worlds) the true effects."
     ds = _read(out, 'data', 'summary.json', 'json') or {}
     truth = ds.get('truth') or {}
     kpis = [('pairs', _num(ds.get('n_pairs', 0), ',')), ('users', _e(ds.get('n_users', ''))), ('items', _e(ds.get('n_items', ''))),
             ('exposure rate', _num(ds.get('exposure_rate', float('nan')), '.3f'))]
     if truth: kpis += [('true ATT', _num(truth.get('att'), '+.4f')), ('true ATE', _num(truth.get('ate'), '+.4f')),
                        ('naive difference', _num(truth.get('naive'), '+.4f'))]
-    sec.append(('data', 'Data', '<div>' + ''.join(f'<span class="kpi">{_e(k)}<b>{v}</b></span>' for k, v in kpis) + '</div>'
-                + f"<p>{_e(ds.get('name', ''))}: covariates {_names(ds.get('covariates', []))}; "
-                  f"{_e(ds.get('n_train_users', '?'))} training users, {_e(ds.get('n_test_users', '?'))} held-out users.</p>"))
+    return ('<div>' + ''.join(f'<span class="kpi">{_e(k)}<b>{v}</b></span>' for k, v in kpis) + '</div>'
+            + f"<p>{_e(ds.get('name', ''))}: covariates {_names(ds.get('covariates', []))}; "
+              f"{_e(ds.get('n_train_users', '?'))} training users, {_e(ds.get('n_test_users', '?'))} held-out users.</p>")
+
+def _sec_graph(out:Path)->str:
+    "The learned graph, the adjustment set read off it and (with a truth) its scores against the true graph."
     disc = _read(out, 'discover', 'summary.json', 'json')
-    if disc:
-        body = _img(out/'discover'/'graph.png', 'learned causal graph', 'The graph learned with CausalNex under the domain-knowledge constraints.')
-        body += f"<p>Adjustment set read off the graph: <b>{_names(disc.get('adjustment_set', [])) or '(empty)'}</b>.</p>"
-        if isinstance(disc.get('vs_truth'), dict): body += _tbl(pd.DataFrame([disc['vs_truth']]))
-        sec.append(('graph', 'Learned causal graph', body))
-    else: sec.append(('graph', 'Learned causal graph', '<p class="missing">the discovery stage did not run</p>'))
-    est = _read(out, 'estimate', 'summary.json', 'json')
-    if est:
-        body = '<div class="grid">' + _img(out/'estimate'/'love.png', 'love plot', 'Standardised mean differences before and after matching.') \
-               + _img(out/'estimate'/'overlap.png', 'propensity overlap', 'Propensity scores of exposed and unexposed pairs.') + '</div>'
-        seg = _read(out, 'estimate', 'effects_by_segment.csv')
-        if seg is not None:
-            keep = [c for c in seg.columns if c not in ('method', 'variance', 'covariates', 'pvalue', 'n_discarded') and seg[c].notna().any()]   # every column with a value (no cut)
-            body += '<h3>Matching estimates by segment</h3>' + _tbl(seg[keep])
-        sec.append(('balance', 'Balance and overlap', body))
-    else: sec.append(('balance', 'Balance and overlap', '<p class="missing">the estimate stage did not run</p>'))
+    if not disc: return _missing('discovery')
+    body = _img(out/'discover'/'graph.png', 'learned causal graph', 'The graph learned with CausalNex under the domain-knowledge constraints.')
+    body += f"<p>Adjustment set read off the graph: <b>{_names(disc.get('adjustment_set', [])) or '(empty)'}</b>.</p>"
+    if isinstance(disc.get('vs_truth'), dict): body += _tbl(pd.DataFrame([disc['vs_truth']]))
+    return body
+
+def _sec_balance(out:Path)->str:
+    "Love plot, propensity overlap and the matching estimates by segment (every column that has a value)."
+    if not _read(out, 'estimate', 'summary.json', 'json'): return _missing('estimate')
+    body = '<div class="grid">' + _img(out/'estimate'/'love.png', 'love plot', 'Standardised mean differences before and after matching.') \
+           + _img(out/'estimate'/'overlap.png', 'propensity overlap', 'Propensity scores of exposed and unexposed pairs.') + '</div>'
+    seg = _read(out, 'estimate', 'effects_by_segment.csv')
+    if seg is not None:
+        keep = [c for c in seg.columns if c not in ('method', 'variance', 'covariates', 'pvalue', 'n_discarded') and seg[c].notna().any()]   # every column with a value (no cut)
+        body += '<h3>Matching estimates by segment</h3>' + _tbl(seg[keep])
+    return body
+
+def _sec_effects(out:Path, effects_png)->str:
+    "Every effect estimate with its interval (and the truth when known), then the coverage over fresh worlds."
     eff = effects_table(out)
     ep = Path(effects_png) if effects_png else out/'report'/'effects.png'
     known = 'truth' in eff and eff.truth.notna().any()
@@ -267,45 +268,73 @@ def build_report(out, # a run folder
         body += (f'<h3>Coverage over {cw.world.nunique()} fresh worlds</h3><p>One run\'s interval either covers the truth or not; how often it does is '
                  'measured by drawing fresh worlds with the same data settings (other seeds) and running the same estimators with the same adjustment set. '
                  'A 95% interval should cover about 95% of the time.</p>' + _tbl(coverage_summary(cw), floatfmt='{:.4f}'))
-    sec.append(('effects', 'Effect estimates', body))
+    return body
+
+def _sec_training(out:Path)->str:
+    "CausalBert's training curves, captioned with the encoder and the steps taken."
     tr = _read(out, 'train', 'summary.json', 'json')
-    if tr:
-        t = tr.get('train', {}) if isinstance(tr.get('train'), dict) else {}
-        cap = (f"Encoder {tr.get('encoder', '')}: {t.get('encoder_steps', '?')} encoder steps, {t.get('head_steps', '?')} head steps, "
-               f"{_num(t.get('train_seconds', 0), '.0f')}s on {t.get('device', '')}.")
-        sec.append(('training', 'CausalBert training', _img(out/'train'/'training.png', 'training curves', cap)))
-    else: sec.append(('training', 'CausalBert training', '<p class="missing">the train stage did not run</p>'))
+    if not tr: return _missing('train')
+    t = tr.get('train', {}) if isinstance(tr.get('train'), dict) else {}
+    cap = (f"Encoder {tr.get('encoder', '')}: {t.get('encoder_steps', '?')} encoder steps, {t.get('head_steps', '?')} head steps, "
+           f"{_num(t.get('train_seconds', 0), '.0f')}s on {t.get('device', '')}.")
+    return _img(out/'train'/'training.png', 'training curves', cap)
+
+
+# %% ../nbs/07c_report.ipynb #a20ea2e6
+def _metrics_long(ev:dict)->pd.DataFrame:
+    "Every metric of `metrics.json` as rows of group, metric, value and unit (the policy values have their own table)."
+    flat = pd.json_normalize(ev.get('policy_value') and {k: v for k, v in ev.items() if k != 'policy_value'} or ev).T.reset_index(); flat.columns = ['key', 'value']
+    parts = flat.key.str.split('.', n=1, expand=True).reindex(columns=[0, 1])   # every metric, grouped by what it measures
+    return pd.DataFrame({'group': parts[0].str.replace('_', ' '), 'metric': parts[1].fillna(''), 'value': flat.value,
+                         'unit': [metric_unit(g, m) for g, m in zip(parts[0], parts[1].fillna(''))]})
+
+def _sec_uplift(out:Path)->str:
+    "Uplift curves, the ranking comparison, the off-policy values and every metric of the evaluate stage."
     ev = _read(out, 'evaluate', 'metrics.json', 'json')
-    if ev is not None:
-        body = _img(out/'evaluate'/'uplift.png', 'uplift curves', 'Cumulative true uplift when treating users\' candidates in the order of each ranking.')
-        comp = _read(out, 'evaluate', 'ranking_comparison.csv')
-        if comp is not None:
-            body += '<h3>Ranking comparison on the held-out users</h3>' + _img(out/'evaluate'/'ranking_comparison.png', 'ranking comparison',
-                    'Normalised true uplift gain of the top-k lists: 0 is a random list, 1 the oracle (true effects); CausalBert in red, non-causal click models in grey.')
-            body += _tbl(comp, floatfmt='{:.3f}')
-        pv = _read(out, 'evaluate', 'policy_value.csv')
-        if pv is not None:
-            body += ('<h3>Off-policy value of the learned policies</h3>' + _img(out/'evaluate'/'policy_value.png', 'policy values',
-                     'Mean outcome per impression of each top-k policy, estimated from the held-out users\' logged impressions (IPS, SNIPS, DR), '
-                     'beside the logging policy\'s own mean; bars are 95% intervals.') + _tbl(pv, floatfmt='{:.5f}'))
-        flat = pd.json_normalize(ev.get('policy_value') and {k: v for k, v in ev.items() if k != 'policy_value'} or ev).T.reset_index(); flat.columns = ['key', 'value']
-        parts = flat.key.str.split('.', n=1, expand=True).reindex(columns=[0, 1])   # every metric, grouped by what it measures
-        flat = pd.DataFrame({'group': parts[0].str.replace('_', ' '), 'metric': parts[1].fillna(''), 'value': flat.value,
-                             'unit': [metric_unit(g, m) for g, m in zip(parts[0], parts[1].fillna(''))]})
-        body += '<h3>Every metric of the evaluation</h3>' + _tbl(flat, floatfmt='{:.4f}')
-        sec.append(('uplift', 'Uplift and ranking evaluation', body))
-    else: sec.append(('uplift', 'Uplift and ranking evaluation', '<p class="missing">the evaluate stage did not run</p>'))
+    if ev is None: return _missing('evaluate')
+    body = _img(out/'evaluate'/'uplift.png', 'uplift curves', 'Cumulative true uplift when treating users\' candidates in the order of each ranking.')
+    comp = _read(out, 'evaluate', 'ranking_comparison.csv')
+    if comp is not None:
+        body += '<h3>Ranking comparison on the held-out users</h3>' + _img(out/'evaluate'/'ranking_comparison.png', 'ranking comparison',
+                'Normalised true uplift gain of the top-k lists: 0 is a random list, 1 the oracle (true effects); CausalBert in red, non-causal click models in grey.')
+        body += _tbl(comp, floatfmt='{:.3f}')
+    pv = _read(out, 'evaluate', 'policy_value.csv')
+    if pv is not None:
+        body += ('<h3>Off-policy value of the learned policies</h3>' + _img(out/'evaluate'/'policy_value.png', 'policy values',
+                 'Mean outcome per impression of each top-k policy, estimated from the held-out users\' logged impressions (IPS, SNIPS, DR), '
+                 'beside the logging policy\'s own mean; bars are 95% intervals.') + _tbl(pv, floatfmt='{:.5f}'))
+    return body + '<h3>Every metric of the evaluation</h3>' + _tbl(_metrics_long(ev), floatfmt='{:.4f}')
+
+def _sec_recommendations(out:Path, n_example_users:int)->str:
+    "The lists of the first few users, each item with its explanation."
     rec = _read(out, 'recommend', 'recommendations.csv')
-    if rec is not None and USER in rec:
-        users = list(dict.fromkeys(rec[USER]))[:n_example_users]
-        body = ''.join(f'<h3>User {_e(u)}</h3>' + _tbl(rec[rec[USER] == u].drop(columns=[USER])) for u in users)
-        sec.append(('recommendations', 'Example recommendations', body))
-    else: sec.append(('recommendations', 'Example recommendations', '<p class="missing">the recommend stage did not run</p>'))
+    if rec is None or USER not in rec: return _missing('recommend')
+    users = list(dict.fromkeys(rec[USER]))[:n_example_users]
+    return ''.join(f'<h3>User {_e(u)}</h3>' + _tbl(rec[rec[USER] == u].drop(columns=[USER])) for u in users)
+
+def _sec_run(out:Path)->str:
+    "Each stage's time and headline from the manifest, and the settings the run used."
+    man = json.loads((out/'manifest.json').read_text()) if (out/'manifest.json').exists() else {'stages': {}}
     stages = man.get('stages', {}) if isinstance(man.get('stages'), dict) else {}
     rows = [dict(stage=k, seconds=v.get('seconds'), finished=v.get('finished'), summary=(v.get('summary') or {}).get('headline', ''))
             for k, v in stages.items() if isinstance(v, dict)]
     cfg = (out/'config.yaml').read_text() if (out/'config.yaml').exists() else ''
-    sec.append(('run', 'Run', _tbl(pd.DataFrame(rows), floatfmt='{:.1f}') + f'<details><summary>settings (config.yaml)</summary><pre>{_e(cfg)}</pre></details>'))
+    return _tbl(pd.DataFrame(rows), floatfmt='{:.1f}') + f'<details><summary>settings (config.yaml)</summary><pre>{_e(cfg)}</pre></details>'
+
+
+# %% ../nbs/07c_report.ipynb #636a97f5
+def build_report(out, # a run folder
+                 title:str='causal_llmrec run report', # the report's title
+                 n_example_users:int=3, # users whose recommendations are shown
+                 effects_png=None, # the forest plot of the effects (default: the run's report/effects.png)
+                )->str: # one self-contained HTML page: CSS inline, figures embedded as data URIs
+    "The HTML report of a run, from the files its stages wrote (sections of stages that did not run say so); every value from the run folder is escaped."
+    out = Path(out)
+    sec = [('summary', 'What the run found', '<ul>' + ''.join(f'<li>{_e(x)}</li>' for x in summary_sentences(out)) + '</ul>'),
+           ('data', 'Data', _sec_data(out)), ('graph', 'Learned causal graph', _sec_graph(out)),
+           ('balance', 'Balance and overlap', _sec_balance(out)), ('effects', 'Effect estimates', _sec_effects(out, effects_png)),
+           ('training', 'CausalBert training', _sec_training(out)), ('uplift', 'Uplift and ranking evaluation', _sec_uplift(out)),
+           ('recommendations', 'Example recommendations', _sec_recommendations(out, n_example_users)), ('run', 'Run', _sec_run(out))]
     toc = ' '.join(f'<a href="#{i}">{_e(t)}</a>' for i, t, _ in sec)
     body = '\n'.join(f'<section id="{i}"><h2>{_e(t)}</h2>\n{b}</section>' for i, t, b in sec)
     import causal_llmrec
