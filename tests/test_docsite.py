@@ -111,6 +111,19 @@ def test_figures_are_files_of_the_site(site):
     assert imgs and all((site.out / s).is_file() for s in imgs)
 
 
+def test_processed_notebooks_are_stale_when_a_module_is_newer(tmp_path):
+    import os
+    (tmp_path/'_proc').mkdir(); (tmp_path/'lib').mkdir()
+    nb, mod = tmp_path/'_proc'/'a.ipynb', tmp_path/'lib'/'a.py'
+    nb.write_text('{}'); mod.write_text('x = 1\n')
+    cfg = dict(root=tmp_path, lib_path=tmp_path/'lib')
+    os.utime(nb, (2_000, 2_000)); os.utime(mod, (1_000, 1_000))
+    assert not B._proc_is_stale(cfg), "a module older than every processed notebook: nbdev's cache is good"
+    os.utime(mod, (3_000, 3_000))
+    assert B._proc_is_stale(cfg), "a module newer than a processed notebook moves its source lines: reprocess"
+    assert not B._proc_is_stale(dict(root=tmp_path/'none', lib_path=tmp_path/'lib')), "no cache yet: nothing to force"
+
+
 def test_readme_in_sync():
     stale = readme_in_sync(ROOT)
     assert stale == [], f"out of date with nbs/index.ipynb: {stale}; run `make docs`"

@@ -182,6 +182,12 @@ def mixed_import_cells(cfg:dict=None, # from `site_config`
                 res.append((nbp.name, i, body.strip().splitlines()[0]))
     return res
 
+def _proc_is_stale(cfg:dict)->bool:
+    "True when a module of the library is newer than a processed notebook: nbdev's cache looks only at each notebook's own time, but the source links are line numbers in the modules, which a change in another notebook can move."
+    procs = list((cfg['root']/'_proc').rglob('*.ipynb'))
+    mods = list(Path(cfg['lib_path']).glob('*.py'))
+    return bool(procs and mods) and max(m.stat().st_mtime for m in mods) > min(p.stat().st_mtime for p in procs)
+
 def process_notebooks(cfg:dict=None, # from `site_config`
                       n_workers:int=0, # parallel processes for nbdev (0: one at a time)
                       force:bool=False, # ignore nbdev's cache in _proc/
@@ -191,6 +197,7 @@ def process_notebooks(cfg:dict=None, # from `site_config`
     from nbdev.config import get_config
     cfg = cfg or site_config()
     get_config.cache_clear()
+    force = force or _proc_is_stale(cfg)
     try:
         with _chdir(cfg['root']), warnings.catch_warnings():
             warnings.simplefilter('ignore')
