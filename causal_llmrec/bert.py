@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_ENCODER_PACKAGE', 'INPUTS', 'OUTCOME_TYPES', 'toy_world', 'd
            'pick_device', 'PairHeads', 'check_texts', 'check_covariates', 'check_pairs', 'CausalBert', 'predict']
 
 # %% ../nbs/04_bert.ipynb #5a666551
-import os, json, warnings, importlib.util
+import os, json, warnings, contextlib, importlib.util
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -68,6 +68,17 @@ def resolve_encoder(name_or_path:str|os.PathLike|None=None, # a local checkpoint
     return s  # a hub name: loaded from the local cache only
 
 # %% ../nbs/04_bert.ipynb #7a695355
+@contextlib.contextmanager
+def _quiet_hf():
+    "Hugging Face without its log reports and progress bars (loading, writing shards), restored afterwards."
+    from transformers.utils import logging as hf_logging
+    level = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()
+    bars = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()
+    try: yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars: hf_logging.enable_progress_bar()
+
 def _load_encoder(src:str, safetensors_only:bool=False):
     "AutoModel from a folder or cached hub name, offline, without the (unused) pooler where the class has one."
     if safetensors_only and not (Path(src)/'model.safetensors').exists():
@@ -75,17 +86,10 @@ def _load_encoder(src:str, safetensors_only:bool=False):
                                 "(a pickled pytorch_model.bin is never loaded); save the model again with save_pretrained")
     kw = dict(use_safetensors=True) if safetensors_only else {}
     from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-    level = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()   # no load report for the dropped pooler
-    bars = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            try: return AutoModel.from_pretrained(src, local_files_only=True, add_pooling_layer=False, **kw)
-            except TypeError: return AutoModel.from_pretrained(src, local_files_only=True, **kw)
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars: hf_logging.enable_progress_bar()
+    with _quiet_hf(), warnings.catch_warnings():      # no load report for the dropped pooler
+        warnings.simplefilter('ignore')
+        try: return AutoModel.from_pretrained(src, local_files_only=True, add_pooling_layer=False, **kw)
+        except TypeError: return AutoModel.from_pretrained(src, local_files_only=True, **kw)
 
 def pick_device(device:str='auto', # 'auto' (cuda, then mps, then cpu), 'cuda', 'cuda:1', 'mps' or 'cpu'
                )->torch.device:
@@ -507,7 +511,7 @@ def _save_pretrained(self, path:str|os.PathLike, # folder to write (created)
     "Write encoder, tokenizer, heads and config to a folder (Hugging Face layout plus `heads.safetensors`)."
     from safetensors.torch import save_file
     p = Path(path); p.mkdir(parents=True, exist_ok=True)
-    self.encoder.save_pretrained(p/'encoder'); self.tokenizer.save_pretrained(p/'encoder')
+    with _quiet_hf(): self.encoder.save_pretrained(p/'encoder'); self.tokenizer.save_pretrained(p/'encoder')
     save_file({k: v.detach().cpu().contiguous() for k, v in self.heads.state_dict().items()}, str(p/'heads.safetensors'))
     (p/'causal_bert.json').write_text(json.dumps(self.cfg, indent=1))
     return p
