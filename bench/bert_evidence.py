@@ -42,14 +42,6 @@ def gain(frame, score, k=10):
     return float(true_uplift_at_k(frame[['user_id', 'item_id']].assign(score=score), frame[['user_id', 'item_id', 'tau']], k=k)['share_of_oracle'])
 
 
-def catalogue(w, users):
-    "Every item the users have not rated, with the world's covariates and true tau (what the Sato protocol ranks)."
-    allp = pd.MultiIndex.from_product([sorted(users), w.data.items.index], names=['user_id', 'item_id']).to_frame(index=False)
-    seen = pd.MultiIndex.from_frame(w.data.history[['user_id', 'item_id']])
-    allp = allp[~pd.MultiIndex.from_frame(allp).isin(seen)].reset_index(drop=True)
-    return pd.concat([allp, w.pair_features(allp).reset_index(drop=True), w.potential_outcomes(allp)[['tau']].reset_index(drop=True)], axis=1)
-
-
 def ranking_world(ml, gamma, seed, args, encoder):
     w = simulate(ml, n_users=args.n_users, confounding=gamma, seed=seed)
     fr = w.frame().reset_index(drop=True); fr['tau'] = w.truth.tau.to_numpy(); fr['outcome'] = fr.outcome.astype(int)
@@ -59,7 +51,7 @@ def ranking_world(ml, gamma, seed, args, encoder):
     te_u, va_u = set(users[:n_te]), set(users[n_te:n_te+n_va])
     te, va, tr = fr[fr.user_id.isin(te_u)], fr[fr.user_id.isin(va_u)], fr[~fr.user_id.isin(te_u | va_u)]
     if args.candidates == 'catalogue':   # validation and test users rank the whole catalogue; training stays on the logged pairs
-        te, va = catalogue(w, te_u), catalogue(w, va_u)
+        te, va = (w.catalogue(u).drop(columns=['mu0', 'mu1']) for u in (te_u, va_u))
     rows = []
     for name in BASE_METHODS:
         cls = B.BASELINES[name]; t0 = time.perf_counter()

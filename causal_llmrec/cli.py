@@ -103,7 +103,7 @@ def main(argv=None, # arguments (default: sys.argv[1:])
         chk = check_data(a.path); print(repr(chk)); return 0 if chk.ok else 2
     if a.command == 'example-data': return _example_data(a)
     from causal_llmrec.settings import ConfigError
-    from causal_llmrec.pipeline import Pipeline, PipelineError, recommend
+    from causal_llmrec.pipeline import Pipeline, PipelineError, recommend     # importing the pipeline registers its stages
     from causal_llmrec.data import DataError
     try:
         cfg = _config(a)
@@ -145,7 +145,7 @@ def _example_data(a)->int:
 
 
 # %% ../nbs/07b_cli.ipynb #4eae9ee7
-def format_recommendations(rec, # `causal_llmrec.pipeline.recommend` output
+def format_recommendations(rec, # `causal_llmrec.runner.recommend` output
                            user, # the user id
                           )->str: # a readable table
     "The list as `recommend` prints it: rank, item, estimated uplift and click probability, explanation."

@@ -396,6 +396,15 @@ class SimWorld:
         mu0 = _sigmoid(m['b'] + lin0); mu1 = _sigmoid(m['b'] + lin0 + m['effect_scale']*(1.2 + 0.8*za - 0.6*zp))
         return pd.DataFrame({'mu0': mu0, 'mu1': mu1, 'tau': mu1 - mu0})
 
+    def catalogue(self, users=None, # user ids (default: every user of the world)
+                 )->pd.DataFrame: # user_id, item_id, the covariates, mu0, mu1, tau: one row per pair
+        "Every item each user has not rated (not in their history), with its covariates and truth: what a whole-catalogue ranking scores."
+        users = pd.Index(sorted(self.data.users.index if users is None else users), name=USER)
+        allp = pd.MultiIndex.from_product([users, self.data.items.index], names=[USER, ITEM]).to_frame(index=False)
+        if self.data.history is not None:
+            allp = allp[~pd.MultiIndex.from_frame(allp).isin(pd.MultiIndex.from_frame(self.data.history[[USER, ITEM]]))].reset_index(drop=True)
+        return pd.concat([allp, self.pair_features(allp).reset_index(drop=True), self.potential_outcomes(allp).reset_index(drop=True)], axis=1)
+
     def true_graph(self):
         "The structural graph of the simulation over `frame()`'s columns (a `networkx.DiGraph`)."
         import networkx as nx

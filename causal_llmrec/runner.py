@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['STAGES', 'RUN_MARKER', 'PipelineError', 'UnknownUserError', 'atomic_path', 'atomic_write', 'stable_hash', 'file_hash',
-           'data_fingerprint', 'Stage', 'stage', 'StageContext', 'RunResult', 'Pipeline']
+           'data_fingerprint', 'Stage', 'stage', 'StageContext', 'RunResult', 'Pipeline', 'recommend']
 
 # %% ../nbs/07d_runner.ipynb #1561110f
 import os, re, io, sys, json, time, shutil, socket, hashlib, inspect, warnings, contextlib, tempfile
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np, pandas as pd
 
-from .data import RecData, DataError
+from .data import RecData, DataError, USER
 from .settings import ConfigError, PipelineConfig, _validate
 
 # %% ../nbs/07d_runner.ipynb #c2f4c586
@@ -487,3 +487,30 @@ def _commit(self, s, stage_dir, man):
         with atomic_path(self.out/n) as t: shutil.copyfile(final/n, t)
 
 Pipeline.run, Pipeline._commit = _run, _commit
+
+# %% ../nbs/07d_runner.ipynb #5b2532c9
+def recommend(out, # a run folder whose recommend stage ran
+              user, # a user id (as in the data; strings of digits are matched to integer ids)
+              k:int|None=None, # list length (at most the run's rank.k)
+             )->pd.DataFrame: # rank, item, title..., score, tau, q1, q0, explanation
+    "A user's recommendations from a finished run."
+    p = Path(out)/'recommend'/'recommendations.csv'
+    if not p.exists(): raise FileNotFoundError(f"{p} does not exist: run `causal-llmrec recommend --out {out} --user ID` (it runs the stages it needs)")
+    try: t = pd.read_csv(p)
+    except Exception as e: raise PipelineError(f"{p} cannot be read ({type(e).__name__}: {str(e)[:200]}); run `causal-llmrec recommend --out {out} --user ID` to recompute it") from None
+    if USER not in t or 'rank' not in t: raise PipelineError(f"{p} lacks the columns '{USER}' and 'rank'; run the recommend command again to recompute it")
+    ids = t[USER]
+    key = user
+    if isinstance(user, str) and pd.api.types.is_integer_dtype(ids):
+        if not re.fullmatch(r'-?\d+', user.strip()): raise UnknownUserError(f"unknown user id {user!r}: user ids in {out} are integers ({ids.min()}..{ids.max()})")
+        key = int(user)
+    rows = t[ids == key]
+    if rows.empty:
+        have = np.sort(ids.unique())
+        raise UnknownUserError(f"unknown user id {user!r}: {out} has recommendations for {len(have)} users "
+                       f"(ids {', '.join(map(str, have[:8]))}{', ...' if len(have) > 8 else ''}; see {p})")
+    kmax = int(rows['rank'].max())
+    if k is not None and k > kmax:
+        warnings.warn(f"the run stored {kmax} items per user (rank.k); showing {kmax}, not {k}")
+    return rows.sort_values('rank').head(k or kmax).drop(columns=[USER]).reset_index(drop=True)
+
