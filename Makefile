@@ -1,6 +1,8 @@
 # The two commands of README.md, plus helpers. Every target sets up .venv itself first.
 # `make demo`  : the main job on the embedded default data
-# `make test`  : the whole test suite (library/notebook sync, nbdev_test, pytest)
+# `make test`  : the default test tier, what CI runs (library/notebook sync, nbdev_test, pytest without the slow tests)
+# `make test-slow`: the slow tier: the minutes-long end-to-end runs (the full default demo, the example runs, kills in
+#                   every stage, retraining, a real MiniLM fine-tune): pytest -m slow
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: setup setup-browser demo test test-sync test-nbs test-py docs clean
+.PHONY: setup setup-browser demo test test-slow test-sync test-nbs test-py docs clean
 
 setup:
 	@bash tools/setup-env.sh
@@ -32,6 +34,9 @@ test-nbs:
 
 test-py:
 	$(BIN)/python -m pytest tests -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup setup-browser
+	$(BIN)/python -m pytest tests -q -m slow $(PYTEST_ARGS)
 
 # the docs site (MkDocs + Material from nbdev's processed notebooks, `mkdocs build --strict` + a link check of the HTML)
 # into _site/, and README.md from nbs/index.ipynb; the builder is tools/docs/, not part of the package

@@ -30,7 +30,8 @@ from causal_llmrec.text import texts
 from causal_llmrec.bert import CausalBert, predict
 from causal_llmrec.bert_train import fit
 from causal_llmrec.bert_effects import cross_fit
-from causal_llmrec import baselines as B, matching as M
+from causal_llmrec import baselines as B
+from causal_llmrec.recommenders import BASELINES, matching as M
 from causal_llmrec.weighting import aipw
 from causal_llmrec.evaluate import true_uplift_at_k
 
@@ -54,11 +55,11 @@ def ranking_world(ml, gamma, seed, args, encoder):
         te, va = (w.catalogue(u).drop(columns=['mu0', 'mu1']) for u in (te_u, va_u))
     rows = []
     for name in BASE_METHODS:
-        cls = B.BASELINES[name]; t0 = time.perf_counter()
+        cls = BASELINES[name]; t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             res = B.tune(cls, tr, va, lambda v, s: gain(v, s), budget=args.budget, seed=seed, covariates=SIM_COVARIATES)
-            g = gain(te, res.model.score(te))
+            g = gain(te, res.model.predict(te))
         rows.append(dict(method=name, kind=cls.score_kind, score='tuned', gain=g, seconds=time.perf_counter()-t0, params=json.dumps(res.best_params, default=str)))
     # CausalBert, tuned like every baseline: the defaults first, then --budget - 1 settings of the same grid, each fitted on the
     # training users and scored on the validation users with the same metric; the setting with the best validation gain is kept.

@@ -22,6 +22,7 @@ from causal_llmrec.text import texts
 from causal_llmrec.bert import CausalBert, predict
 from causal_llmrec.bert_train import fit
 from causal_llmrec import baselines as B
+from causal_llmrec.recommenders import BASELINES
 from causal_llmrec.evaluate import off_policy_value, ranking_policy, EvaluationWarning
 
 OUT = ROOT/'bench'/'results'/'obd_end_to_end'
@@ -87,8 +88,8 @@ def main():
         evaluate('random scores', seed, rng.random(len(grid)))
         pop = pairs.groupby('item_id').outcome.mean().reindex(grid.item_id).fillna(0).to_numpy() + 1e-9*rng.random(len(grid))
         evaluate('item click rate', seed, pop)
-        gb = B.BASELINES['click_gb']().fit(train, covariates=cols, seed=seed)
-        evaluate('click_gb', seed, gb.score(G))
+        gb = BASELINES['click_gb'](covariates=cols, random_state=seed).fit(train)
+        evaluate('click_gb', seed, gb.predict(G))
         m = CausalBert.from_encoder(None, seed=seed, covariates=cols, inputs='covariates')
         fit(m, train, ut, it, strategy='cached', head_epochs=20, head_batch_size=256, patience=4, progress=False, seed=seed)
         p = predict(m, G, ut, it)

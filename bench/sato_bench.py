@@ -31,6 +31,7 @@ from causal_llmrec.text import texts
 from causal_llmrec.bert import CausalBert, predict
 from causal_llmrec.bert_train import fit
 from causal_llmrec import baselines as B
+from causal_llmrec.recommenders import BASELINES
 from causal_llmrec.evaluate import causal_ranking_metrics, true_uplift_at_k, EvaluationWarning
 
 BASE_METHODS = ['popularity', 'bpr', 'click_gb', 'ulbpr', 'ulrmf', 'dlce', 'cause', 'cubn', 'cibn',
@@ -95,11 +96,11 @@ def run_seed(seed:int, args, shared)->tuple:
     add('random', 'uniform', 'reference', rng.random(len(te)), {})
     te_x = te.drop(columns=['tau', 'mu1', 'slice'])                            # what the models see at test time
     for name in args.methods:
-        cls = B.BASELINES[name]; t1 = time.perf_counter()
+        cls = BASELINES[name]; t1 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             res = B.tune(cls, tr, va, val_cdcg10, budget=args.budget, seed=seed, covariates=SATO_COVARIATES)
-            t2 = time.perf_counter(); s = res.model.score(te_x); score_s = time.perf_counter() - t2
+            t2 = time.perf_counter(); s = res.model.predict(te_x); score_s = time.perf_counter() - t2
         info = dict(tune_s=time.perf_counter() - t1 - score_s, fit_s=res.model.fit_seconds_, score_s=score_s,
                     val_cdcg10=res.best_score, params=json.dumps(res.best_params, default=str))
         add(name, cls.score_kind, 'ID' if name in ID_BASED else 'covariates', s, info)
@@ -230,7 +231,7 @@ def main():
     ap.add_argument('--n-users', type=int, default=300, help='users sampled into each world (943 = all)')
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--budget', type=int, default=3, help='settings tried per baseline')
-    ap.add_argument('--methods', nargs='+', default=BASE_METHODS, choices=list(B.BASELINES))
+    ap.add_argument('--methods', nargs='+', default=BASE_METHODS, choices=list(BASELINES))
     ap.add_argument('--variants', nargs='*', default=VARIANTS, choices=VARIANTS)
     ap.add_argument('--encoder-steps', type=int, default=0, help='CausalBert encoder fine-tuning steps (0: frozen)')
     ap.add_argument('--head-epochs', type=int, default=10)

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_ENCODER_PACKAGE', 'INPUTS', 'OUTCOME_TYPES', 'toy_world', 'default_encoder_path', 'resolve_encoder',
-           'pick_device', 'PairHeads', 'check_texts', 'check_covariates', 'check_pairs', 'CausalBert', 'predict']
+           'pick_device', 'PairHeads', 'check_texts', 'text_field_names', 'split_pair_texts', 'check_covariates',
+           'check_pairs', 'CausalBert', 'predict']
 
 # %% ../nbs/04_bert.ipynb #5a666551
 import os, json, warnings, contextlib, importlib.util
@@ -110,39 +111,53 @@ def pick_device(device:str='auto', # 'auto' (cuda, then mps, then cpu), 'cuda', 
 INPUTS = ('both', 'text', 'covariates')
 
 class PairHeads(nn.Module):
-    "Propensity and outcome heads over a (user, item) pair: text embeddings and/or covariates in, logits of g, Q0, Q1 out."
+    "Propensity and outcome heads over a (user, item) pair: per-field text embeddings and/or covariates in, logits of g, Q0, Q1 out."
     def __init__(self, hidden:int, # encoder hidden size
                  head_hidden:int=256, # width of the shared trunk
                  dropout:float=0.1, # dropout in the heads
                  n_covariates:int=0, # number of pair covariates (the adjustment set), 0 for text only
                  inputs:str='text', # what the heads read: 'text', 'covariates' or 'both'
+                 n_user_fields:int=1, # user text fields (each embedded separately)
+                 n_item_fields:int=1, # item text fields
+                 rank:int=64, # width of the low-rank user-field x item-field interactions of the deep part
+                 linear_text:bool=True, # the linear part also reads the products u_f * v_g of every user and item field
                 ):
         super().__init__()
         if inputs not in INPUTS: raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
         if inputs != 'text' and n_covariates < 1:
             raise ValueError(f"inputs={inputs!r} needs covariates (n_covariates >= 1); pass covariates=[...] or inputs='text'")
+        for k, v in (('n_user_fields', n_user_fields), ('n_item_fields', n_item_fields), ('rank', rank)):
+            if int(v) < 1: raise ValueError(f"{k} must be >= 1, got {v}")
         self.inputs, self.hidden = inputs, hidden
+        self.fu, self.fv, self.rank = int(n_user_fields), int(n_item_fields), int(rank)
         self.n_cov = int(n_covariates) if inputs != 'text' else 0
-        self.d_text = 4*hidden if inputs != 'covariates' else 0
+        text = inputs != 'covariates'
+        self.d_text = ((self.fu + self.fv)*hidden + self.fu*self.fv*self.rank) if text else 0
+        self.lin_text = bool(linear_text) and text
         self.trunk = nn.Sequential(nn.Linear(self.d_text + self.n_cov, head_hidden), nn.GELU(), nn.Dropout(dropout),
                                    nn.Linear(head_hidden, head_hidden), nn.GELU(), nn.Dropout(dropout))
+        if text:   # low-rank projections of each field for the deep part's interactions (P_f u_f) * (Q_g v_g)
+            self.pu = nn.ModuleList([nn.Linear(hidden, self.rank, bias=False) for _ in range(self.fu)])
+            self.pv = nn.ModuleList([nn.Linear(hidden, self.rank, bias=False) for _ in range(self.fv)])
         self.g = nn.Linear(head_hidden, 1)
         h2 = max(head_hidden//2, 1)
         self.q0 = nn.Sequential(nn.Linear(head_hidden, h2), nn.GELU(), nn.Linear(h2, 1))
         self.q1 = nn.Sequential(nn.Linear(head_hidden, h2), nn.GELU(), nn.Linear(h2, 1))
         self.epsilon = nn.Parameter(torch.zeros(1))
-        for k in ('u', 'v'):
-            self.register_buffer(f'{k}_mean', torch.zeros(hidden)); self.register_buffer(f'{k}_std', torch.ones(hidden))
-        if self.n_cov:
-            # the linear part: logits of g, Q0, Q1 linear in the standardized covariates (a logistic T-learner and a
-            # logistic propensity model); the deep part starts at zero and adds what the text and interactions explain
-            self.linear = nn.Linear(self.n_cov, 3)
+        self.register_buffer('u_mean', torch.zeros(self.fu*hidden)); self.register_buffer('u_std', torch.ones(self.fu*hidden))
+        self.register_buffer('v_mean', torch.zeros(self.fv*hidden)); self.register_buffer('v_std', torch.ones(self.fv*hidden))
+        self.d_lin = self.n_cov + (self.fu*self.fv*hidden if self.lin_text else 0)
+        if self.d_lin:
+            # the linear part: logits of g, Q0, Q1 linear in the standardized covariates and in the products of the standardized
+            # field embeddings (a logistic T-learner and a logistic propensity model); the deep part starts at zero and adds the rest
+            self.linear = nn.Linear(self.d_lin, 3)
+            nn.init.zeros_(self.linear.weight); nn.init.zeros_(self.linear.bias)
             for m in (self.g, self.q0[-1], self.q1[-1]): nn.init.zeros_(m.weight); nn.init.zeros_(m.bias)
-            self.register_buffer('x_mean', torch.zeros(self.n_cov)); self.register_buffer('x_std', torch.ones(self.n_cov))
+        if self.n_cov: self.register_buffer('x_mean', torch.zeros(self.n_cov)); self.register_buffer('x_std', torch.ones(self.n_cov))
 
     @torch.no_grad()
-    def set_scaler(self, U:torch.Tensor, # user embeddings (a sample or all)
-                   V:torch.Tensor, # item embeddings
+    def set_scaler(self, U:torch.Tensor, # user embeddings (a sample or all), (n, n_user_fields*hidden)
+                   V:torch.Tensor, # item embeddings, (n, n_item_fields*hidden)
                    X:torch.Tensor|None=None, # covariates of the training pairs (n, n_covariates)
                   ):
         "Standardize embeddings (and covariates) feature-wise before the heads (stored with the heads)."
@@ -154,54 +169,84 @@ class PairHeads(nn.Module):
         if x is None: raise ValueError(f"these heads read {self.n_cov} covariates (inputs={self.inputs!r}); pass them")
         return (x.float() - self.x_mean)/self.x_std
 
-    def forward(self, u:torch.Tensor, # user embeddings (n, hidden)
-                v:torch.Tensor, # item embeddings (n, hidden)
+    def standardize(self, u:torch.Tensor, # user embeddings (n, n_user_fields*hidden)
+                    v:torch.Tensor, # item embeddings (n, n_item_fields*hidden)
+                   )->tuple: # (n, n_user_fields, hidden), (n, n_item_fields, hidden)
+        "Standardized per-field embeddings."
+        for z, f, k in ((u, self.fu, 'user'), (v, self.fv, 'item')):
+            if z.shape[-1] != f*self.hidden:
+                raise ValueError(f"the heads read {f} {k} field(s) of {self.hidden} dims ({f*self.hidden}), got {z.shape[-1]}: "
+                                 f"pass texts with the model's {k} fields")
+        us = ((u.float() - self.u_mean)/self.u_std).view(len(u), self.fu, self.hidden)
+        vs = ((v.float() - self.v_mean)/self.v_std).view(len(v), self.fv, self.hidden)
+        return us, vs
+
+    def linear_features(self, u:torch.Tensor, # user embeddings (n, n_user_fields*hidden)
+                        v:torch.Tensor, # item embeddings (n, n_item_fields*hidden)
+                        x:torch.Tensor|None=None, # covariates (n, n_covariates)
+                       )->torch.Tensor: # (n, d_lin): standardized covariates, then u_f * v_g for every field pair (f, g)
+        "What the linear part reads."
+        parts = [self._x(x)] if self.n_cov else []
+        if self.lin_text:
+            us, vs = self.standardize(u, v)
+            parts.append((us[:, :, None, :]*vs[:, None, :, :]).reshape(len(us), -1))
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, u:torch.Tensor, # user embeddings (n, n_user_fields*hidden)
+                v:torch.Tensor, # item embeddings (n, n_item_fields*hidden)
                 x:torch.Tensor|None=None, # pair covariates (n, n_covariates), when the heads read covariates
                )->torch.Tensor: # logits (n, 3): g, Q0, Q1
         parts = []
         if self.d_text:
-            u = (u.float() - self.u_mean)/self.u_std; v = (v.float() - self.v_mean)/self.v_std
-            parts += [u, v, u*v, (u-v).abs()]
-        if self.n_cov: xs = self._x(x); parts.append(xs)
+            us, vs = self.standardize(u, v)
+            pu = torch.stack([p(us[:, f]) for f, p in enumerate(self.pu)], 1); pv = torch.stack([p(vs[:, g]) for g, p in enumerate(self.pv)], 1)
+            parts += [us.reshape(len(us), -1), vs.reshape(len(vs), -1), (pu[:, :, None, :]*pv[:, None, :, :]).reshape(len(us), -1)]
+        if self.n_cov: parts.append(self._x(x))
         z = self.trunk(torch.cat(parts, dim=-1))
         out = torch.cat([self.g(z), self.q0(z), self.q1(z)], dim=-1)
-        return out + self.linear(xs) if self.n_cov else out
+        return out + self.linear(self.linear_features(u, v, x)) if self.d_lin else out
 
     @torch.no_grad()
-    def grid(self, u:torch.Tensor, # user embeddings (a, hidden)
-             v:torch.Tensor, # item embeddings (b, hidden)
+    def grid(self, u:torch.Tensor, # user embeddings (a, n_user_fields*hidden)
+             v:torch.Tensor, # item embeddings (b, n_item_fields*hidden)
              x:torch.Tensor|None=None, # covariates of every pair (a, b, n_covariates), when the heads read covariates
              chunk_pairs:int=32768, # pairs per inner pass (bounds the memory of the pair features)
             )->torch.Tensor: # logits (a, b, 3) for every (user, item) pair
-        "Logits of every (user, item) pair, without gradient: the first layer's user and item parts are computed once per user and per item."
+        "Logits of every (user, item) pair, without gradient: the user and item parts are computed once per user and per item."
         if chunk_pairs < 1: raise ValueError(f"chunk_pairs must be >= 1, got {chunk_pairs}")
         A, n = u.shape[0], v.shape[0]
-        lin = self.trunk[0]; W = lin.weight; H = self.hidden
+        lin = self.trunk[0]; W = lin.weight; H, fu, fv, r = self.hidden, self.fu, self.fv, self.rank
         if self.n_cov:
             if x is None or tuple(x.shape) != (A, n, self.n_cov):
                 raise ValueError(f"grid needs covariates of shape {(A, n, self.n_cov)}, got {None if x is None else tuple(x.shape)}")
-            xs = self._x(x); Wx = W[:, self.d_text:].T
+            xs = self._x(x); Wx = W[:, self.d_text:].T; Lx = self.linear.weight[:, :self.n_cov].T
+        if self.d_text or self.lin_text:
+            us, vs = self.standardize(u, v)
         if self.d_text:
-            u = (u.float() - self.u_mean)/self.u_std; v = (v.float() - self.v_mean)/self.v_std
-            a = torch.addmm(lin.bias, u, W[:, :H].T)       # W_u u + bias: once per user
-            b = v @ W[:, H:2*H].T                          # W_v v: once per item
-            Wpd = W[:, 2*H:4*H].T                          # [W_prod; W_dist]: one GEMM over [u*v, |u-v|] per pair
+            a = torch.addmm(lin.bias, us.reshape(A, -1), W[:, :fu*H].T)          # user part: once per user
+            b = vs.reshape(n, -1) @ W[:, fu*H:(fu+fv)*H].T                        # item part: once per item
+            pu = torch.stack([p(us[:, f]) for f, p in enumerate(self.pu)], 1); pv = torch.stack([p(vs[:, g]) for g, p in enumerate(self.pv)], 1)
+            Wp = W[:, (fu+fv)*H:self.d_text].T                                    # the interactions: one GEMM per pair
+        if self.lin_text:   # sum over field pairs of (u_f * w_k,fg) . v_g, for each of the three outputs k
+            Lt = self.linear.weight[:, self.n_cov:].view(3, fu, fv, H)
         out = torch.empty((A, n, 3), dtype=torch.float32, device=u.device)
         step = max(1, chunk_pairs//max(n, 1))
         for s in range(0, A, step):
             c = min(step, A - s)
             if self.d_text:
-                uu = u[s:s+c]
-                f = torch.empty((c, n, 2*H), dtype=u.dtype, device=u.device)
-                torch.mul(uu[:, None, :], v[None], out=f[..., :H])
-                torch.sub(uu[:, None, :], v[None], out=f[..., H:]); f[..., H:].abs_()
-                h = (f.view(c*n, 2*H) @ Wpd).view(c, n, -1)
-                h += a[s:s+c, None, :]; h += b[None]
+                f = (pu[s:s+c, None, :, None, :]*pv[None, :, None, :, :]).reshape(c*n, fu*fv*r)
+                h = (f @ Wp).view(c, n, -1); h += a[s:s+c, None, :]; h += b[None]
             else: h = lin.bias.expand(c, n, -1).clone()
             if self.n_cov: h += (xs[s:s+c].reshape(c*n, -1) @ Wx).view(c, n, -1)
             z = self.trunk[1:](h)
             o = torch.cat([self.g(z), self.q0(z), self.q1(z)], dim=-1)
-            if self.n_cov: o += self.linear(xs[s:s+c])
+            if self.d_lin:
+                o += self.linear.bias
+                if self.n_cov: o += (xs[s:s+c].reshape(c*n, -1) @ Lx).view(c, n, 3)
+                if self.lin_text:
+                    for k in range(3):
+                        wk = (us[s:s+c, :, None, :]*Lt[k][None]).sum(1).reshape(c, -1)     # (c, n_item_fields*hidden)
+                        o[..., k] += wk @ vs.reshape(n, -1).T
             out[s:s+c] = o
         return out
 
@@ -231,20 +276,55 @@ class _TokenStore:
         return ids.to(device), mask.to(device)
 
 # %% ../nbs/04_bert.ipynb #f65e0787
-def check_texts(texts:pd.Series, # text per id (user_id or item_id index)
+def check_texts(texts:pd.Series|pd.DataFrame, # text per id (user_id or item_id index); or one column per text field
                 what:str, # 'user' or 'item': named in errors
-               )->pd.Series: # the same texts, checked
-    "A text per id, unique ids, none empty or missing; a bad one fails, naming the ids and the fix."
+               )->pd.Series|pd.DataFrame: # the same texts, checked, as strings
+    "A text per id (or per id and field), unique ids, none empty or missing; a bad one fails, naming the ids, the field and the fix."
+    if isinstance(texts, pd.DataFrame):
+        if texts.shape[1] == 0: raise ValueError(f"{what}_texts has no field columns; give one column per text field (causal_llmrec.text.text_fields)")
+        if texts.columns.has_duplicates: raise ValueError(f"{what}_texts has duplicate field names {list(texts.columns)}")
+        return pd.DataFrame({c: _check_series(texts[c], what, f" in field {c!r}") for c in texts.columns}, index=texts.index)
     if not isinstance(texts, pd.Series):
-        raise TypeError(f"{what}_texts must be a pandas Series indexed by {what}_id, got {type(texts).__name__}")
+        raise TypeError(f"{what}_texts must be a pandas Series indexed by {what}_id (or a DataFrame, one column per field), got {type(texts).__name__}")
+    return _check_series(texts, what, '')
+
+def _check_series(texts:pd.Series, what:str, where:str)->pd.Series:
     if texts.index.has_duplicates:
         d = texts.index[texts.index.duplicated()].unique()[:5].tolist()
         raise ValueError(f"{what}_texts has duplicate {what}_id values {d}; give one text per {what}")
     bad = texts.isna() | (texts.astype(str).str.strip() == '')
     if bad.any():
-        raise ValueError(f"{int(bad.sum())} {what} texts are empty or missing ({what}_id {texts.index[bad][:5].tolist()}...); "
+        raise ValueError(f"{int(bad.sum())} {what} texts are empty or missing{where} ({what}_id {texts.index[bad][:5].tolist()}...); "
                          f"every {what} needs a non-empty text (see causal_llmrec.text)")
     return texts.astype(str)
+
+def text_field_names(texts:pd.Series|pd.DataFrame, # one text per id, or one column per field
+                    )->list: # the field names: the DataFrame's columns, or ['text'] for a Series
+    "The text fields of a Series (one field, 'text') or a DataFrame of fields."
+    return [str(c) for c in texts.columns] if isinstance(texts, pd.DataFrame) else ['text']
+
+def split_pair_texts(X:pd.DataFrame, # pairs with `u:<field>` and `i:<field>` columns (causal_llmrec.text.pair_texts)
+                     user_fields:list|None=None, # user fields to read (None: every `u:` column)
+                     item_fields:list|None=None, # item fields to read (None: every `i:` column)
+                    )->tuple: # (pairs without the text columns, user fields DataFrame, item fields DataFrame)
+    "Per-user and per-item field texts from the CONVENTIONS pair layout (`u:<field>`, `i:<field>`); one text per user and field."
+    if not isinstance(X, pd.DataFrame): raise TypeError(f"X must be a DataFrame of pairs, got {type(X).__name__}")
+    miss = [c for c in ('user_id', 'item_id') if c not in X.columns]
+    if miss: raise ValueError(f"X is missing column(s) {miss}")
+    out = []
+    for pre, key, chosen in (('u:', 'user_id', user_fields), ('i:', 'item_id', item_fields)):
+        have = [c[len(pre):] for c in X.columns if str(c).startswith(pre)]
+        names = list(chosen) if chosen is not None else have
+        lost = [f for f in names if f not in have]
+        if lost: raise ValueError(f"X has no column(s) {[pre + f for f in lost]}; its text columns: {[pre + f for f in have]}")
+        if not names: raise ValueError(f"X has no '{pre}<field>' text columns; build them with causal_llmrec.text.pair_texts")
+        F = X[[key] + [pre + f for f in names]].drop_duplicates()
+        if F[key].duplicated().any():
+            d = F.loc[F[key].duplicated(), key].unique()[:5].tolist()
+            raise ValueError(f"{key} values {d} have different '{pre}' texts in different rows; give one text per {key} and field")
+        out.append(F.set_index(key).rename(columns=lambda c: c[len(pre):]))
+    pairs = X[[c for c in X.columns if not str(c).startswith(('u:', 'i:'))]]
+    return pairs, out[0], out[1]
 
 def _check_binary(s:pd.Series, col:str):
     if s.isna().any():
@@ -294,8 +374,8 @@ def check_covariates(pairs:pd.DataFrame, # the pairs
     return X.astype(np.float32)
 
 def check_pairs(pairs:pd.DataFrame, # one row per (user, item) pair
-                user_texts:pd.Series|None=None, # text per user_id
-                item_texts:pd.Series|None=None, # text per item_id
+                user_texts:pd.Series|pd.DataFrame|None=None, # text per user_id (or one column per field)
+                item_texts:pd.Series|pd.DataFrame|None=None, # text per item_id (or one column per field)
                 need_labels:bool=True, # require 'exposure' (binary) and 'outcome'
                 outcome_type:str='binary', # 'binary': outcome 0/1; 'unit': outcome any number in [0, 1] (e.g. rating/5)
                 covariates:list|None=None, # covariate columns that must be present, numeric and finite
@@ -338,6 +418,10 @@ class CausalBert(nn.Module):
                  encoder_name:str='', # where the encoder came from (for the summary)
                  covariates:list|None=None, # names of numeric pair columns the heads read (the adjustment set); None: text only
                  inputs:str|None=None, # 'both' (text and covariates; the default when covariates are given), 'text' or 'covariates'
+                 user_fields:list|None=None, # names of the user text fields (None: one field; `fit` sets them from the texts it is given)
+                 item_fields:list|None=None, # names of the item text fields (None: one field)
+                 rank:int=64, # width of the deep part's user-field x item-field interactions
+                 linear_text:bool=True, # the heads' linear part (the logistic start) also reads the products of user and item field embeddings
                 ):
         super().__init__()
         if objective not in ('causal', 'click'): raise ValueError(f"objective must be 'causal' or 'click', got {objective!r}")
@@ -350,9 +434,50 @@ class CausalBert(nn.Module):
         if inputs is None: inputs = 'both' if covs else 'text'
         if inputs == 'text' and covs:
             raise ValueError(f"inputs='text' reads no covariates, but covariates={covs} were given; drop them or use inputs='both'")
-        self.heads = PairHeads(self.hidden, head_hidden, dropout, len(covs), inputs)
+        uf = [str(f) for f in (user_fields or ['text'])]; itf = [str(f) for f in (item_fields or ['text'])]
+        for nm, fl in (('user_fields', uf), ('item_fields', itf)):
+            if len(set(fl)) < len(fl): raise ValueError(f"{nm} has duplicate names: {fl}")
         self.cfg = dict(head_hidden=head_hidden, dropout=dropout, max_length=max_length, objective=objective,
-                        encoder_name=str(encoder_name), hidden=self.hidden, covariates=covs, inputs=inputs)
+                        encoder_name=str(encoder_name), hidden=self.hidden, covariates=covs, inputs=inputs,
+                        user_fields=uf, item_fields=itf, rank=int(rank), linear_text=bool(linear_text))
+        self.heads = self._make_heads()
+
+    def _make_heads(self)->PairHeads:
+        c = self.cfg
+        return PairHeads(self.hidden, c['head_hidden'], c['dropout'], len(c['covariates']), c['inputs'], len(c['user_fields']),
+                         len(c['item_fields']), c['rank'], c['linear_text'])
+
+    @property
+    def fields(self)->tuple:
+        "(user field names, item field names) the heads read."
+        return list(self.cfg['user_fields']), list(self.cfg['item_fields'])
+
+    def set_fields(self, user_fields:list, # user field names (e.g. text_field_names(user_texts))
+                   item_fields:list, # item field names
+                  ):
+        "Read these text fields: rebuilds the heads (untrained) when they differ from the current ones; `fit` calls it."
+        uf, itf = [str(f) for f in user_fields], [str(f) for f in item_fields]
+        if (uf, itf) != self.fields:
+            self.cfg['user_fields'], self.cfg['item_fields'] = uf, itf
+            dev = self.heads.epsilon.device
+            self.heads = self._make_heads().to(dev)
+        return self
+
+    def field_texts(self, texts:pd.Series|pd.DataFrame, # one text per id, or one column per field
+                    what:str, # 'user' or 'item'
+                   )->pd.DataFrame: # the model's fields, in its order
+        "The model's text fields from `texts`, checked; a missing field fails, naming it."
+        want = self.fields[0 if what == 'user' else 1]
+        t = check_texts(texts, what)
+        if isinstance(t, pd.Series):
+            if len(want) != 1:
+                raise ValueError(f"this model reads {len(want)} {what} fields {want}; pass a DataFrame with those columns, not one text per {what}")
+            return t.to_frame(want[0])
+        miss = [f for f in want if f not in t.columns]
+        if miss:
+            if len(want) == 1 and want == ['text'] and t.shape[1] == 1: return t.set_axis(want, axis=1)
+            raise ValueError(f"{what}_texts lacks the field(s) {miss} this model reads (it reads {want}; given {list(t.columns)})")
+        return t[want]
 
     @property
     def covariates(self)->list:
@@ -407,9 +532,16 @@ class CausalBert(nn.Module):
         m = attention_mask.unsqueeze(-1).to(h.dtype)
         return (h*m).sum(1)/m.sum(1).clamp(min=1.)
 
+    def embed_fields(self, ids, # input ids, or a list of them (one per field)
+                     mask, # attention mask, or a list of them
+                    )->torch.Tensor: # (n, n_fields*hidden): each field mean-pooled, concatenated
+        "Per-field mean-pooled embeddings, concatenated."
+        if isinstance(ids, (list, tuple)): return torch.cat([self.embed(a, m) for a, m in zip(ids, mask)], dim=-1)
+        return self.embed(ids, mask)
+
     def forward(self, u_ids, u_mask, i_ids, i_mask, u_index, i_index, x=None)->torch.Tensor:
-        "Logits (n_pairs, 3) for pairs (u_index[k], i_index[k]) of the unique users/items in the batch (x: their covariates)."
-        u = self.embed(u_ids, u_mask); v = self.embed(i_ids, i_mask)
+        "Logits (n_pairs, 3) for pairs (u_index[k], i_index[k]) of the unique users/items in the batch (ids/masks: one per field; x: their covariates)."
+        u = self.embed_fields(u_ids, u_mask); v = self.embed_fields(i_ids, i_mask)
         return self.heads(u[u_index].float(), v[i_index].float(), x)
 
     def clear_cache(self):
@@ -421,13 +553,15 @@ class CausalBert(nn.Module):
         return self.encoder.__dict__.setdefault('_causal_llmrec_emb', {}).setdefault(self.cfg['max_length'], {})
 
     @torch.no_grad()
-    def encode(self, texts:pd.Series|list, # texts to encode
+    def encode(self, texts:pd.Series|pd.DataFrame|list, # texts to encode; a DataFrame: one column per field, embedded separately and concatenated
                batch_size:int=128, # texts per forward pass
                progress:bool=False, # show a tqdm bar
                precision:str='auto', # 'auto' (bf16 on CUDA), 'bf16', 'fp16', 'fp32'
                cache:bool=True, # reuse embeddings of texts seen before (cleared when the model trains)
               )->torch.Tensor: # (n, hidden) float32 embeddings, in input order
         "Embed texts (no gradient), longest first for tight dynamic padding; each distinct text is encoded once."
+        if isinstance(texts, pd.DataFrame):
+            return torch.cat([self.encode(texts[c], batch_size, progress, precision, cache) for c in texts.columns], dim=-1)
         texts = texts if isinstance(texts, pd.Series) else pd.Series(list(texts))
         texts = check_texts(texts.reset_index(drop=True), 'text')
         if cache:
@@ -453,6 +587,7 @@ class CausalBert(nn.Module):
     def __repr__(self):
         n_enc = sum(p.numel() for p in self.encoder.parameters()); n_h = sum(p.numel() for p in self.heads.parameters())
         cov = f", inputs={self.cfg['inputs']!r}, covariates={self.covariates}" if self.covariates else ''
+        if self.fields != (['text'], ['text']): cov += f", user fields={self.fields[0]}, item fields={self.fields[1]}"
         return (f"CausalBert(objective={self.cfg['objective']!r}, encoder={self.cfg['encoder_name']!r}, hidden={self.hidden}, "
                 f"max_length={self.cfg['max_length']}{cov}, encoder params={n_enc:,}, head params={n_h:,})")
 
@@ -476,8 +611,8 @@ def _autocast(dev, prec):
 @torch.no_grad()
 def predict(model:CausalBert, # a trained model
             pairs:pd.DataFrame, # user_id, item_id and the model's covariate columns (other columns are kept)
-            user_texts:pd.Series, # text per user_id
-            item_texts:pd.Series, # text per item_id
+            user_texts:pd.Series|pd.DataFrame, # text per user_id, or one column per user field (the model's fields)
+            item_texts:pd.Series|pd.DataFrame, # text per item_id, or one column per item field
             batch_size:int=4096, # pairs per head pass
             progress:bool=False, # tqdm bar over the encoding
             precision:str='auto', # encoder autocast on CUDA
@@ -485,12 +620,12 @@ def predict(model:CausalBert, # a trained model
     "Propensity, potential-outcome probabilities and tau = Q1 - Q0 per pair; each user and item is encoded once."
     pairs = check_pairs(pairs, user_texts, item_texts, need_labels=False, covariates=model.covariates)
     uids = pd.Index(pairs['user_id'].unique()); iids = pd.Index(pairs['item_id'].unique())
-    ut = check_texts(user_texts, 'user'); it = check_texts(item_texts, 'item')
+    ut = model.field_texts(user_texts, 'user'); it = model.field_texts(item_texts, 'item')
     model.eval()
     if model.reads_text:
         U = model.encode(ut.loc[uids], progress=progress, precision=precision)
         V = model.encode(it.loc[iids], progress=progress, precision=precision)
-    else: U = torch.zeros((len(uids), model.hidden), device=model.device); V = torch.zeros((len(iids), model.hidden), device=model.device)
+    else: U = torch.zeros((len(uids), ut.shape[1]*model.hidden), device=model.device); V = torch.zeros((len(iids), it.shape[1]*model.hidden), device=model.device)
     X = torch.as_tensor(check_covariates(pairs, model.covariates), device=U.device) if model.covariates else None
     ui = torch.as_tensor(uids.get_indexer(pairs['user_id']), device=U.device)
     ii = torch.as_tensor(iids.get_indexer(pairs['item_id']), device=U.device)
@@ -527,14 +662,30 @@ def _from_pretrained(cls, path:str|os.PathLike, # folder written by save_pretrai
         raise FileNotFoundError(f"{str(p)!r} is not a CausalBert checkpoint (no causal_bert.json); pass a folder written by "
                                 "CausalBert.save_pretrained, or use CausalBert.from_encoder for a plain encoder")
     cfg = json.loads((p/'causal_bert.json').read_text())
+    if 'user_fields' not in cfg:
+        raise ValueError(f"{str(p)!r} was written by an older CausalBert (heads without text fields); train and save it again")
     tok = AutoTokenizer.from_pretrained(str(p/'encoder'), local_files_only=True)
     enc = _load_encoder(str(p/'encoder'), safetensors_only=True)      # never a pickle from a checkpoint folder
     m = cls(enc, tok, head_hidden=cfg['head_hidden'], dropout=cfg['dropout'], max_length=cfg['max_length'],
             objective=cfg['objective'], encoder_name=cfg.get('encoder_name', str(p)), covariates=cfg.get('covariates') or None,
-            inputs=cfg.get('inputs'))
+            inputs=cfg.get('inputs'), user_fields=cfg.get('user_fields'), item_fields=cfg.get('item_fields'),
+            rank=cfg.get('rank', 64), linear_text=cfg.get('linear_text', True))
     m.heads.load_state_dict(load_file(str(p/'heads.safetensors')))
     return m.to(pick_device(device)).eval()
 
 CausalBert.save_pretrained = _save_pretrained
 CausalBert.from_pretrained = classmethod(_from_pretrained)
 CausalBert.predict = predict
+
+# %% ../nbs/04_bert.ipynb #mv01
+_MOVED = {**{n: 'bert_train' for n in ('TrainConfig', 'TrainResult', 'causal_loss', 'fit', 'load_trainer_state', 'save_trainer_state')},
+          **{n: 'bert_effects' for n in ('CrossFit', 'EffectEstimates', 'cross_fit', 'estimate_effects')}}
+
+def __getattr__(name:str):
+    "Training and effects live in `causal_llmrec.bert_train` and `causal_llmrec.bert_effects` (which import this module); their names stay importable from here for a release, with a DeprecationWarning."
+    if name in _MOVED:
+        import importlib
+        warnings.warn(f"causal_llmrec.bert.{name} moved to causal_llmrec.{_MOVED[name]}; import it from there "
+                      "(this re-export will be removed in a later release)", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(f'{__package__}.{_MOVED[name]}'), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -115,8 +115,8 @@ class CrossFit:
 
 def cross_fit(make_model, # fold number -> a fresh, untrained CausalBert (e.g. `lambda k: CausalBert.from_encoder(covariates=Z, seed=k)`)
               pairs:pd.DataFrame, # logged pairs as for `fit` (with the models' covariate columns)
-              user_texts:pd.Series, # text per user_id
-              item_texts:pd.Series, # text per item_id
+              user_texts:pd.Series|pd.DataFrame, # text per user_id, or one column per user field (causal_llmrec.text.text_fields)
+              item_texts:pd.Series|pd.DataFrame, # text per item_id, or one column per item field
               folds:int=5, # number of folds (>= 2)
               by:str='user_id', # pairs that share this column's value stay in one fold (and form the SE clusters)
               config:TrainConfig|None=None, # training settings for every fold; keyword overrides below win

@@ -21,7 +21,7 @@ _COMMANDS = {
     'evaluate': ('evaluate', "evaluate the rankings against the truth (uplift, ranking metrics)"),
     'report': ('report', "write the self-contained HTML report (runs whatever stages it needs)"),
 }
-EXAMPLE_NAMES = ('obd', 'movielens')   # `causal_llmrec.files.EXAMPLES` (not imported here: the parser stays light)
+EXAMPLE_NAMES = ('obd', 'movielens', 'textworld')   # `causal_llmrec.files.EXAMPLES` (not imported here: the parser stays light)
 
 
 # %% ../nbs/07b_cli.ipynb #133facf3
@@ -59,12 +59,13 @@ def _parser():
     cd = sub.add_parser('check-data', help='read your own tables by the data contract and print what was read and every problem (file, column, rows, fix)',
                         description='Read a folder of tables or a YAML data spec (see causal_llmrec.files) and report every problem; exit status 0 when the data can be used, 2 otherwise.')
     cd.add_argument('path', metavar='PATH', help='a folder (interactions.csv|parquet, users.*, items.*, optional data.yaml) or a YAML data spec')
-    ex = sub.add_parser('example-data', help="write an example's tables, data spec and settings into a folder: the Open Bandit sample (obd) or MovieLens-100K ratings (movielens)",
+    ex = sub.add_parser('example-data', help="write an example's tables, data spec and settings into a folder: the Open Bandit sample (obd), MovieLens-100K ratings (movielens) or a text world (textworld)",
                         description="Write an example's tables (CSV), its data spec (data.yaml) and its run settings (config.yaml) into FOLDER; "
                                     "the data ship inside installed packages (obp, recbole). Then: causal-llmrec check-data FOLDER; "
                                     "causal-llmrec demo --data FOLDER --config FOLDER/config.yaml --out DIR.")
     ex.add_argument('name', choices=EXAMPLE_NAMES, help='obd: the Open Bandit sample (impressions, treatment: the top slot); '
-                                                        'movielens: MovieLens-100K ratings (treatment: rated vs unrated, outcome: rating >= 4)')
+                                                        'movielens: MovieLens-100K ratings (treatment: rated vs unrated, outcome: rating >= 4); '
+                                                        'textworld: a text world whose taste and mood live only in free text (truth withheld)')
     ex.add_argument('folder', metavar='FOLDER', help='folder to write into (created)')
     ex.add_argument('--users', type=int, metavar='N', help='keep N users (a seeded sample) and their rows: a small slice for a quick try')
     ex.add_argument('--policy', choices=('bts', 'random'), help="obd only: the logging policy's log (default: bts, Bernoulli Thompson sampling)")

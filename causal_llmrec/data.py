@@ -14,17 +14,19 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
+from .errors import CausalLLMRecError, check_frame, check_no_nan, describe_rows
+
 # %% auto #0
 __all__ = ['USER', 'ITEM', 'EXPOSURE', 'OUTCOME', 'PROPENSITY', 'TIMESTAMP', 'TEXT_COLUMNS', 'GENRES', 'OBD_POLICIES',
            'OBD_CAMPAIGNS', 'SIM_COVARIATES', 'SIM_CONFOUNDERS', 'DataError', 'find_carrier', 'RecData',
-           'load_movielens', 'write_grouplens', 'load_open_bandit', 'SimWorld', 'simulate', 'confounding_sweep',
-           'plot_overview', 'plot_confounding']
+           'load_movielens', 'write_grouplens', 'load_open_bandit', 'world_catalogue', 'SimWorld', 'simulate',
+           'confounding_sweep', 'plot_overview', 'plot_confounding']
 
 # %% ../nbs/00_data.ipynb #ec3d73bd
 USER, ITEM = 'user_id', 'item_id'
 EXPOSURE, OUTCOME, PROPENSITY, TIMESTAMP = 'exposure', 'outcome', 'propensity', 'timestamp'
 
-class DataError(ValueError):
+class DataError(CausalLLMRecError, ValueError):
     "Invalid recommendation data; the message names the table, the column, the offending rows and the fix."
 
 # %% ../nbs/00_data.ipynb #4a4384d8
@@ -41,23 +43,10 @@ def find_carrier(package:str, # name of the installed package that carries the f
     return None
 
 # %% ../nbs/00_data.ipynb #711a3c06
-def _rows(mask:pd.Series, n:int=5)->str:
-    "Describe the first `n` positions where `mask` is true."
-    idx = list(mask[mask].index[:n])
-    more = int(mask.sum()) - len(idx)
-    return f"{idx}" + (f" and {more} more" if more > 0 else "")
-
-def _check_frame(df, name:str):
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"RecData.{name} must be a pandas DataFrame, got {type(df).__name__}")
-    if len(df) == 0: raise DataError(f"RecData.{name} is empty: it needs at least one row")
+def _check_frame(df, name:str): check_frame(df, f'RecData.{name}', error=DataError)
 
 def _check_no_nan(df:pd.DataFrame, name:str, what:str='rows'):
-    na = df.isna()
-    if na.values.any():
-        col = na.any()[lambda s: s].index[0]
-        raise DataError(f"RecData.{name}: column '{col}' has {int(na[col].sum())} missing value(s) at {what} "
-                        f"{_rows(na[col])}; fill or remove them before building RecData")
+    check_no_nan(df, f'RecData.{name}', error=DataError, what=what, fix='fill or remove them before building RecData')
 
 def _check_ids(df:pd.DataFrame, name:str):
     if df.index.has_duplicates:
@@ -104,20 +93,20 @@ class RecData:
                 unknown = ~df[col].isin(ref.index)
                 if unknown.any():
                     raise DataError(f"RecData.{nm}: {int(unknown.sum())} row(s) have a '{col}' not in "
-                                    f"{'users' if col == USER else 'items'} (rows {_rows(unknown)}, "
+                                    f"{'users' if col == USER else 'items'} (rows {describe_rows(unknown)}, "
                                     f"e.g. {col}={df.loc[unknown, col].iloc[0]!r}); add them or remove those rows")
         it = self.interactions
         if self.unique_pairs:
             dup = it.duplicated([USER, ITEM], keep=False)
             if dup.any():
                 raise DataError(f"RecData.interactions: {int(dup.sum())} rows repeat a ({USER}, {ITEM}) pair "
-                                f"(rows {_rows(dup)}); aggregate them or pass unique_pairs=False for event logs")
+                                f"(rows {describe_rows(dup)}); aggregate them or pass unique_pairs=False for event logs")
         if EXPOSURE in it:
             vals = pd.unique(it[EXPOSURE])
             bad = [v for v in vals if v not in (0, 1)]
             if bad:
                 raise DataError(f"RecData.interactions: column '{EXPOSURE}' must be binary 0/1, found values "
-                                f"{sorted(map(str, bad))[:5]} (rows {_rows(~it[EXPOSURE].isin([0, 1]))})")
+                                f"{sorted(map(str, bad))[:5]} (rows {describe_rows(~it[EXPOSURE].isin([0, 1]))})")
             self.interactions[EXPOSURE] = it[EXPOSURE].astype(int)
         for col in (OUTCOME, PROPENSITY):
             if col in it and not pd.api.types.is_numeric_dtype(it[col]):
@@ -126,7 +115,7 @@ class RecData:
             bad = (it[PROPENSITY] <= 0) | (it[PROPENSITY] > 1)
             if bad.any():
                 raise DataError(f"RecData.interactions: column '{PROPENSITY}' must lie in (0, 1], "
-                                f"{int(bad.sum())} row(s) do not (rows {_rows(bad)})")
+                                f"{int(bad.sum())} row(s) do not (rows {describe_rows(bad)})")
         return self
 
     @property
@@ -181,7 +170,11 @@ def frame(self:RecData,
     "Interactions joined with user features (`user_*`) and item features (`item_*`): the table estimators read."
     u = self.users[user_cols] if user_cols is not None else self.users
     i = self.items[item_cols] if item_cols is not None else self.items
-    if encode: u, i = _encode(u, 'user_', max_levels), _encode(i, 'item_', max_levels)
+    if encode:    # free text is never a covariate: the columns `info['text_columns']` names are left out like `TEXT_COLUMNS`
+        tc = (self.info or {}).get('text_columns') or {}
+        u = u.drop(columns=[c for c in tc.get('users', []) if c in u.columns])
+        i = i.drop(columns=[c for c in tc.get('items', []) if c in i.columns])
+        u, i = _encode(u, 'user_', max_levels), _encode(i, 'item_', max_levels)
     else: u, i = u.add_prefix('user_'), i.add_prefix('item_')
     it = self.interactions.reset_index(drop=True)
     out = pd.concat([it[[USER, ITEM]], u.reindex(it[USER]).reset_index(drop=True),
@@ -315,7 +308,6 @@ SIM_COVARIATES = ['user_age', 'user_female', 'user_activity', 'item_popularity',
 SIM_CONFOUNDERS = ['user_age', 'user_activity', 'item_popularity', 'affinity']
 
 def _sigmoid(x): return 1/(1 + np.exp(-x))
-def _logit(p): return np.log(p/(1 - p))
 def _z(x): x = np.asarray(x, float); s = x.std(); return (x - x.mean())/(s if s > 0 else 1.)
 
 def _calibrate(lin:np.ndarray, target:float, clip=(0., 1.))->float:
@@ -336,6 +328,20 @@ def _genre_profiles(users:pd.Index, items:pd.DataFrame, history:pd.DataFrame)->t
     np.add.at(P, users.get_indexer(h[USER]), G[items.index.get_indexer(h[ITEM])])
     nrm = lambda A: A/np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
     return nrm(P), nrm(G)
+
+def world_catalogue(world, # a world with `data` (users, items, history), `pair_features(pairs)` and `potential_outcomes(pairs)`
+                    users=None, # user ids (default: every user of the world)
+                   )->pd.DataFrame: # user_id, item_id, the pair features and the truth: one row per pair
+    "Every item each user has not rated (not in the world's history), with the world's features and truth for each pair: what a whole-catalogue ranking scores."
+    d = world.data
+    users = pd.Index(sorted(d.users.index if users is None else users), name=USER)
+    unknown = users[~users.isin(d.users.index)]
+    if len(unknown): raise DataError(f"catalogue: {len(unknown)} user id(s) are not in this world (e.g. {list(unknown[:5])})")
+    allp = pd.MultiIndex.from_product([users, d.items.index], names=[USER, ITEM]).to_frame(index=False)
+    if d.history is not None:
+        allp = allp[~pd.MultiIndex.from_frame(allp).isin(pd.MultiIndex.from_frame(d.history[[USER, ITEM]]))].reset_index(drop=True)
+    return pd.concat([allp, world.pair_features(allp).reset_index(drop=True),
+                      world.potential_outcomes(allp).reset_index(drop=True)], axis=1)
 
 @dataclass(repr=False)
 class SimWorld:
@@ -399,11 +405,7 @@ class SimWorld:
     def catalogue(self, users=None, # user ids (default: every user of the world)
                  )->pd.DataFrame: # user_id, item_id, the covariates, mu0, mu1, tau: one row per pair
         "Every item each user has not rated (not in their history), with its covariates and truth: what a whole-catalogue ranking scores."
-        users = pd.Index(sorted(self.data.users.index if users is None else users), name=USER)
-        allp = pd.MultiIndex.from_product([users, self.data.items.index], names=[USER, ITEM]).to_frame(index=False)
-        if self.data.history is not None:
-            allp = allp[~pd.MultiIndex.from_frame(allp).isin(pd.MultiIndex.from_frame(self.data.history[[USER, ITEM]]))].reset_index(drop=True)
-        return pd.concat([allp, self.pair_features(allp).reset_index(drop=True), self.potential_outcomes(allp).reset_index(drop=True)], axis=1)
+        return world_catalogue(self, users)
 
     def true_graph(self):
         "The structural graph of the simulation over `frame()`'s columns (a `networkx.DiGraph`)."

@@ -26,8 +26,9 @@ import seaborn as sns
 from tqdm.auto import tqdm
 
 # %% ../nbs/01_discovery.ipynb #d0100001
+from .errors import CausalLLMRecError
 from .discrete import (DiscoveryInputError, DummyGroups, Encoding, dummy_groups, encode_frame, g_test,
-                                    hybrid_search, quantile_bins, recdata_groups, state_codes, _check_frame, _collapse,
+                                    hybrid_search, quantile_bins, recdata_groups, state_codes, check_discovery_frame, _collapse,
                                     _tabu_encoded)
 from .graphs import (AdjustmentSet, BayesNet, GraphMetrics, NoAdjustmentSetError, adjustment_set,
                                   backdoor_paths, do_query, fit_bayesian_network, graph_metrics, is_valid_adjustment,
@@ -38,7 +39,7 @@ _all_ = ['DiscoveryInputError', 'DummyGroups', 'Encoding', 'dummy_groups', 'enco
          'is_valid_adjustment', 'plot_dag', 'random_dag', 'sample_linear_sem']  # re-exported: defined in discrete / graphs
 
 # %% ../nbs/01_discovery.ipynb #e2aa7acd
-class KnowledgeError(ValueError):
+class KnowledgeError(CausalLLMRecError, ValueError):
     "The domain knowledge is contradictory or names columns that are not in the data."
 
 # %% ../nbs/01_discovery.ipynb #1e026683
@@ -385,7 +386,7 @@ def _group_and_bin(df, groups, n_bins, categorical, max_int_levels, max_levels, 
 def _prepare(df, method, categorical, max_levels, standardize, max_int_levels, max_columns, verbose):
     "Check, guard, choose the learner by data type and encode; returns (method, X, enc)."
     if method not in METHODS: raise ValueError(f"method={method!r}: use one of {METHODS}")
-    if not isinstance(df, pd.DataFrame) or df.shape[1] == 0: _check_frame(df)  # the full checks run in encode_frame
+    if not isinstance(df, pd.DataFrame) or df.shape[1] == 0: check_discovery_frame(df)  # the full checks run in encode_frame
     limit = DEFAULT_MAX_COLUMNS if max_columns is None else int(max_columns)
     if df.shape[1] > limit:
         raise DiscoveryInputError(f"the frame has {df.shape[1]} columns, more than max_columns={limit}: structure learning "
@@ -470,7 +471,7 @@ def learn_structure(df:pd.DataFrame, # the data: one row per unit, one column pe
                     groups:DummyGroups|dict|None=None, # categorical variables given as drop-first dummy columns: one node per variable
                     n_bins:int|None=None, # cut continuous columns into this many quantile bins (then all-discrete data go to the hybrid)
                     n_subsamples:int=10, # fits on half-samples for threshold='stability'
-                    verbose:bool=True, # print the learner chosen and notes on the columns
+                    verbose:bool=False, # print the learner chosen and notes on the columns (quiet by default; the result records both)
                     progress:bool|None=None, # progress bars (default: when there are 20 or more columns)
                    )->CausalGraph:
     """Learn a causal DAG from `df`, honouring `knowledge`. The learner is chosen by data type: all-discrete data go to

@@ -11,16 +11,17 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+from .errors import InputError
 from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['EvaluationInputError', 'EvaluationWarning', 'auc', 'top_k', 'gini', 'RankingResult', 'ranking_metrics',
            'uplift_curve', 'auuc', 'qini_coefficient', 'uplift_at_k', 'plot_uplift', 'true_uplift_at_k',
            'causal_ranking_metrics', 'ABTestResult', 'world_truth', 'simulate_ab_test', 'offline_lift', 'Refutation',
-           'refute', 'sanity_checks']
+           'refute', 'sanity_checks', 'disagreement', 'sensitivity_in_words']
 
 # %% ../nbs/06_evaluate.ipynb #fe56ba0b
-class EvaluationInputError(ValueError):
+class EvaluationInputError(InputError):
     "Bad input to an evaluation function; the message names the argument, the offending value and the fix."
 
 class EvaluationWarning(UserWarning):
@@ -576,6 +577,119 @@ def sanity_checks(auc_value:float|None=None, # the outcome model's AUC on held-o
                    f"{'' if estimate is None else f'(estimate {estimate:+.4f}) '}at this confidence level.")
     return out
 
+# %% ../nbs/06_evaluate.ipynb #dis0002
+from .sensitivity import e_value, OVBSensitivity
+
+def _z(level:float)->float:
+    if not 0 < level < 1: raise EvaluationInputError(f"level must lie in (0, 1), got {level}")
+    return float(stats.norm.ppf(0.5 + level/2))
+
+def _label(r)->str:
+    src = getattr(r, 'source', None)
+    return f"{r.method}" + (f" ({src})" if isinstance(src, str) and src else '')
+
+def disagreement(effects:pd.DataFrame, # one row per estimate: estimand, method, estimate, se (and optional source, ci_low, ci_high); e.g. `causal_llmrec.report.effects_table`
+                 level:float=0.95, # confidence level of the test of each difference
+                )->list: # plain-sentence warnings, one per estimand whose estimates disagree beyond their intervals; empty when they agree
+    """Estimates of the same estimand that disagree by more than their intervals allow. Each pair's difference is held against
+    its own `level` interval, z * sqrt(se_a² + se_b²). That treats the two as independent; estimates made on the same data are
+    positively correlated, so their difference varies less and the test is conservative: a warning is a real disagreement.
+    Rows without a finite standard error (plug-in estimates, whose intervals ignore the estimation of the model) are left out."""
+    if not isinstance(effects, pd.DataFrame): raise EvaluationInputError(f"effects must be a DataFrame, got {type(effects).__name__}")
+    miss = [c for c in ('estimand', 'method', 'estimate', 'se') if c not in effects.columns]
+    if miss: raise EvaluationInputError(f"effects lacks column(s) {miss}; it has {list(effects.columns)[:10]}")
+    z = _z(level)
+    se = pd.to_numeric(effects['se'], errors='coerce'); est = pd.to_numeric(effects['estimate'], errors='coerce')
+    t = effects.assign(se=se, estimate=est)[np.isfinite(se) & np.isfinite(est) & (se >= 0)].reset_index(drop=True)
+    out = []
+    for estimand, g in t.groupby('estimand', sort=False):
+        rows = list(g.itertuples())
+        bad = []
+        for i in range(len(rows)):
+            for j in range(i + 1, len(rows)):
+                a, b = rows[i], rows[j]
+                s = math.sqrt(a.se**2 + b.se**2); d = b.estimate - a.estimate
+                if s == 0 and d == 0: continue
+                zz = abs(d)/s if s > 0 else math.inf
+                if zz > z: bad.append((zz, a, b, d))
+        if not bad: continue
+        bad.sort(key=lambda x: -x[0])
+        pairs = '; '.join(f"{_label(a)} {a.estimate:+.4f} vs {_label(b)} {b.estimate:+.4f} (difference {d:+.4f}, {zz:.1f} standard errors)"
+                          for zz, a, b, d in bad)
+        out.append(f"The {estimand} estimates disagree beyond their {level:.0%} intervals: {pairs}. At least one of them is biased "
+                   "(a different adjustment, a poor propensity or outcome model, or thin overlap), and their intervals understate the uncertainty.")
+    return out
+
+def _e_in_words(estimate, ci, baseline, sd):
+    "The E-values of the estimate and of its interval, and how the difference was put on the risk-ratio scale (None when it cannot be)."
+    lo, hi = ci
+    kw = dict(baseline=baseline) if baseline is not None else dict(sd=sd)
+    if baseline is not None and not (0 < baseline < 1 and 0 < baseline + estimate <= 1): return None
+    e = float(e_value(estimate, **kw)['e_value']); rr = float(e_value(estimate, **kw)['rr'])
+    if lo <= 0 <= hi: e_ci = 1.0
+    else:
+        near = lo if estimate > 0 else hi
+        e_ci = float(e_value(near, **kw)['e_value']) if baseline is None or baseline + near > 0 else None
+    scale = (f"a risk ratio of {rr:.2f} at a baseline risk of {baseline:.3g}" if baseline is not None
+             else f"a risk ratio of about {rr:.2f} (outcome SD {sd:.3g})")
+    return e, e_ci, scale
+
+def sensitivity_in_words(estimate:float, # the effect estimate: a risk difference for a 0/1 outcome, else a mean difference
+                         ci:tuple, # its interval (lo, hi)
+                         baseline:float|None=None, # 0/1 outcome: the risk without exposure of the units the estimate is about (puts the difference on the risk-ratio scale)
+                         sd:float|None=None, # other outcomes: the outcome's standard deviation (risk ratio about exp(0.91 d / sd)); give baseline or sd
+                         name:str='the estimate', # what the estimate is, for the sentences
+                         ovb:OVBSensitivity|None=None, # `causal_llmrec.sensitivity.ovb_sensitivity` of the outcome regression on the same data (optional)
+                         rosenbaum:pd.DataFrame|None=None, # `causal_llmrec.sensitivity.rosenbaum_bounds` of the matched pairs (optional)
+                         alpha:float=0.05, # significance level of the Rosenbaum reading
+                        )->str: # plain sentences: how strong an unmeasured confounder would have to be to explain the effect away
+    """How strong an unmeasured confounder would have to be to explain an estimate away, in words: the E-value (VanderWeele &
+    Ding 2017) of the estimate and of its interval, and when given, the robustness value of the outcome regression
+    (Cinelli & Hazlett 2020) with the confounder as strong as the strongest measured covariate, and the Rosenbaum bound of the matched pairs."""
+    try: estimate = float(estimate); lo, hi = (float(ci[0]), float(ci[1]))
+    except (TypeError, ValueError, IndexError) as e: raise EvaluationInputError(f"estimate must be a number and ci a pair (lo, hi); got {estimate!r}, {ci!r}") from e
+    if not (np.isfinite(estimate) and np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
+        raise EvaluationInputError(f"estimate and interval must be finite with lo <= hi; got {estimate}, ({lo}, {hi})")
+    if (baseline is None) == (sd is None): raise EvaluationInputError("give baseline= (a 0/1 outcome's risk without exposure) or sd= (the outcome's SD), not both or neither")
+    if sd is not None and not sd > 0: raise EvaluationInputError(f"sd must be > 0, got {sd}")
+    out = []
+    e = _e_in_words(estimate, (lo, hi), baseline, sd)
+    if e is None:
+        out.append(f"No E-value for {name}: the risks without and with exposure it implies ({baseline:.3g} and {baseline + estimate:.3g}) are not both "
+                   f"strictly between 0 and 1, so its risk ratio is {'unbounded' if baseline <= 0 else 'undefined'} and the E-value cannot be read.")
+    else:
+        ev, ev_ci, scale = e
+        s = (f"An unmeasured confounder would need to be associated with both the exposure and the outcome by a risk ratio of at least "
+             f"{ev:.2f} each, beyond the measured covariates, to explain {name} ({estimate:+.4f}, {scale}) away (E-value)")
+        if ev_ci == 1.0: s += "; its interval already includes zero, so no confounding at all is needed to make it compatible with no effect."
+        elif ev_ci is not None: s += f"; {ev_ci:.2f} each would move its interval to include zero."
+        else: s += '.'
+        out.append(s)
+    if ovb is not None:
+        s = (f"In a linear regression of the outcome on the exposure and the same covariates (estimate {ovb.estimate:+.4f}), a confounder "
+             f"explaining {ovb.rv:.1%} of the residual variance of both the exposure and the outcome would explain the effect away, "
+             f"and {ovb.rv_alpha:.1%} would make it insignificant at the {ovb.alpha:.0%} level (robustness values)")
+        b = ovb.bounds
+        if b is not None and len(b) and b.adjusted_estimate.notna().any():
+            b1 = b[b.kd == b.kd.min()].dropna(subset=['adjusted_estimate'])
+            if len(b1):
+                w = b1.loc[(b1.adjusted_estimate - ovb.estimate).abs().idxmax()]
+                s += (f"; a confounder {'as' if w.kd == 1 else f'{w.kd:g} times as'} strong as the strongest measured covariate ({w.benchmark}) would move it to {w.adjusted_estimate:+.4f} "
+                      f"({w.adjusted_lower:+.4f} to {w.adjusted_upper:+.4f})")
+        out.append(s + '.')
+    if rosenbaum is not None and len(rosenbaum):
+        r = rosenbaum.sort_values('gamma')
+        p = r.p_upper.to_numpy() if estimate >= 0 else 1 - r.p_lower.to_numpy()     # the bounds test a positive effect; a negative one reads the other tail
+        if p[0] > alpha:
+            out.append(f"The matched pairs' signed-rank test does not reject no effect at the {alpha:.0%} level even without hidden bias (p = {p[0]:.3f}).")
+        else:
+            lost = r.gamma.to_numpy()[p > alpha]
+            if len(lost): out.append(f"Within the matched pairs, a hidden factor that multiplied the odds of exposure by {lost[0]:g} would make the test of no effect "
+                                     f"insignificant at the {alpha:.0%} level (Rosenbaum bound; it stays significant up to {r.gamma.to_numpy()[p <= alpha].max():g}).")
+            else: out.append(f"Within the matched pairs, the test of no effect stays significant at the {alpha:.0%} level even if a hidden factor "
+                             f"multiplied the odds of exposure by {r.gamma.max():g} (Rosenbaum bound).")
+    return ' '.join(out)
+
 # %% ../nbs/06_evaluate.ipynb #6b542fdf
 _MOVED = {'ope': ('OPE_ESTIMATORS', 'OPEResult', 'off_policy_value', 'bernoulli_ts_action_dist', 'obd_bts_prior',
                   'uniform_policy', 'ranking_policy', 'policy_value_table', 'plot_policy_values'),
@@ -587,5 +701,8 @@ def __getattr__(name:str):
     "Names that moved to `causal_llmrec.ope` and `causal_llmrec.schnabel` stay importable from here (loaded on first use)."
     import importlib
     for mod, names in _MOVED.items():
-        if name in names: return getattr(importlib.import_module(f'{__package__}.{mod}'), name)
+        if name in names:
+            warnings.warn(f"causal_llmrec.evaluate.{name} moved to causal_llmrec.{mod}; import it from there "
+                          "(this re-export will be removed in a later release)", DeprecationWarning, stacklevel=2)
+            return getattr(importlib.import_module(f'{__package__}.{mod}'), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

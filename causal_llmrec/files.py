@@ -4,21 +4,24 @@
 
 # %% ../nbs/00a_files.ipynb #011db3ad
 from __future__ import annotations
-import inspect, warnings
+import inspect, re, warnings
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from .compute import check_fits, LogTooLargeError, _dataset
 from .data import RecData, DataError, USER, ITEM, EXPOSURE, OUTCOME, PROPENSITY, TIMESTAMP
 
 
 # %% auto #0
-__all__ = ['ROLES', 'TREATMENTS', 'EXAMPLE_CONFIGS', 'EXAMPLES', 'read_parquet', 'DataSpec', 'read_spec', 'Problem', 'DataCheck',
-           'check_data', 'load_data', 'write_open_bandit', 'write_movielens', 'write_example']
+__all__ = ['ROLES', 'TREATMENTS', 'STREAM_ROWS', 'BATCH_ROWS', 'EXAMPLE_CONFIGS', 'EXAMPLES', 'read_parquet', 'DataSpec',
+           'read_spec', 'Problem', 'DataCheck', 'read_dataset', 'check_data', 'load_data', 'write_open_bandit',
+           'write_movielens', 'write_text_world', 'write_example']
 
 # %% ../nbs/00a_files.ipynb #8d501201
 ROLES = (USER, ITEM, EXPOSURE, OUTCOME, PROPENSITY, TIMESTAMP, 'position', 'slate')
 TREATMENTS = ('exposure', 'shown', 'position')
+_KEY_ROLES = {'users': USER, 'items': ITEM}
 def read_parquet(path, # a Parquet file
                 )->pd.DataFrame:
     "Read a Parquet table with pyarrow's single-threaded reader: with its thread pool, pandas 1.5 + pyarrow abort the interpreter at exit in about a third of runs here."
@@ -46,10 +49,16 @@ class DataSpec:
     item_template:str|None=None        # text template over item columns (see `causal_llmrec.text.item_texts`)
     name:str|None=None                 # a short name for reports (default: the folder's name)
     seed:int=0                         # seed of any sampling (the 'shown' treatment's controls)
+    keys:dict=field(default_factory=dict) # table -> its key column where it differs from the log's: {'users': 'uid', 'items': 'iid'}
     base:str|None=None                 # folder that relative paths start from (set by `read_spec`)
 
     def __post_init__(self):
         bad = [k for k in self.columns if k not in ROLES]
+        if not isinstance(self.keys, dict): raise DataError(f"data spec: keys must map a table to its key column, e.g. {{users: uid, items: iid}}, got {self.keys!r}")
+        badk = [k for k in self.keys if k not in _KEY_ROLES]
+        if badk: raise DataError(f"data spec: keys has unknown table(s) {badk}; tables with a key are {list(_KEY_ROLES)}")
+        badv = {k: v for k, v in self.keys.items() if not isinstance(v, str) or not v}
+        if badv: raise DataError(f"data spec: keys must name columns, got {badv}")
         if bad: raise DataError(f"data spec: columns has unknown role(s) {bad}; roles are {list(ROLES)}")
         if self.treatment not in TREATMENTS: raise DataError(f"data spec: treatment must be one of {TREATMENTS}, got {self.treatment!r}")
         if self.outcome_type not in ('binary', 'unit'): raise DataError(f"data spec: outcome_type must be 'binary' or 'unit', got {self.outcome_type!r}")
@@ -61,6 +70,10 @@ class DataSpec:
                 raise DataError(f"data spec: {k} must be an integer >= {lo}, got {v!r}")
 
     def col(self, role:str)->str: "The file's column for a role (the role's own name by default)."; return self.columns.get(role, role)
+
+    def key(self, table:str)->str:
+        "The key column of the users or items table: `keys[table]`, else the log's column for the user/item role."
+        return self.keys.get(table, self.col(_KEY_ROLES[table]))
 
     def path(self, table:str)->Path|None:
         "Resolved path of a table ('interactions', 'users', 'items'), or None when not given."
@@ -74,16 +87,20 @@ class DataSpec:
 _SPEC_NAMES = ('data.yaml', 'data.yml')
 
 def _find_table(folder:Path, stem:str)->str|None:
-    hits = [p for p in sorted(folder.iterdir()) if p.name.split('.')[0] == stem and _suffix(p) in _READERS]
+    hits = [p for p in sorted(folder.iterdir()) if (p.name.split('.')[0] == stem and _suffix(p) in _READERS) or (p.name == stem and _is_dataset(p))]
     if len(hits) > 1: raise DataError(f"{folder}: more than one file for the {stem} table: {[h.name for h in hits]}; keep one")
     return hits[0].name if hits else None
+
+def _is_dataset(p:Path)->bool:
+    "A folder of Parquet parts (flat, or hive-partitioned like day=2026-01-01/part-0.parquet)."
+    return p.is_dir() and any(q.is_file() and _suffix(q) in ('.parquet', '.pq') for q in p.rglob('*'))
 
 def _suffix(p:Path)->str:
     s = [x.lower() for x in p.suffixes]
     if s and s[-1] in ('.gz', '.bz2', '.zip', '.xz'): s = s[:-1]
     return s[-1] if s else ''
 
-def read_spec(path:str|Path|dict|DataSpec, # a folder (with interactions.csv|parquet, optional users.*, items.*, data.yaml), a YAML spec file, a dict or a DataSpec
+def read_spec(path:str|Path|dict|DataSpec, # a folder (with interactions.csv|parquet or an interactions/ folder of Parquet parts, optional users.*, items.*, data.yaml), a YAML spec file, a dict or a DataSpec
              )->DataSpec:
     "Read a data spec from a folder, a YAML file or a dict; relative paths start at the spec's folder."
     import yaml
@@ -152,15 +169,42 @@ class DataCheck:
 
 
 # %% ../nbs/00a_files.ipynb #3357ac8c
-def _read(path:Path, table:str, probs:list)->pd.DataFrame|None:
+def _read(path:Path, table:str, probs:list, columns:list|None=None)->pd.DataFrame|None:
+    "Read a table (a file, or a folder of Parquet parts: only `columns` where given); a Problem instead of an exception."
     if not path.exists(): probs.append(Problem(str(path), '', f"the {table} file does not exist", fix='check the path in the data spec')); return None
-    rd = _READERS.get(_suffix(path))
-    if rd is None: probs.append(Problem(str(path), '', f"unknown file type {''.join(path.suffixes)!r}", fix=f"use one of {sorted(_READERS)}")); return None
+    if path.is_dir():
+        if not _is_dataset(path):
+            probs.append(Problem(str(path), '', f"the {table} table is a folder without Parquet parts", fix='point it at a file, or at a folder of *.parquet parts')); return None
+        rd = lambda p: read_dataset(p, columns)
+    else:
+        rd = _READERS.get(_suffix(path))
+        if rd is None: probs.append(Problem(str(path), '', f"unknown file type {''.join(path.suffixes)!r}", fix=f"use one of {sorted(_READERS)} or a folder of Parquet parts")); return None
+        if rd is read_parquet: rd = lambda p: read_dataset(p, columns)
     try: df = rd(path)
+    except LogTooLargeError: raise
     except Exception as e:
         probs.append(Problem(str(path), '', f"cannot be read as {_suffix(path)[1:]}: {type(e).__name__}: {str(e)[:200]}", fix='check the file')); return None
     if len(df) == 0: probs.append(Problem(str(path), '', f"the {table} table is empty", fix='it needs at least one row')); return None
     return df
+
+def read_dataset(path:str|Path, # a Parquet file or a folder of Parquet parts (hive partitions such as day=2026-01-01/ become columns)
+                 columns:list|None=None, # read only these columns (None: all)
+                 config=None, # a `causal_llmrec.compute.ComputeConfig` (its memory_fraction); None: the default
+                )->pd.DataFrame:
+    """Read a Parquet table or dataset into pandas with pyarrow, only the given columns, after checking from the metadata
+    that it fits in memory (`causal_llmrec.compute.check_fits` raises `LogTooLargeError` otherwise)."""
+    path = Path(path); check_fits(path, columns, config)
+    tbl = _dataset(path).to_table(columns=columns, use_threads=False)
+    df = tbl.to_pandas(use_threads=False)
+    for c in df.columns:                       # partition keys come back as categoricals: plain values, as in a file
+        if isinstance(df[c].dtype, pd.CategoricalDtype): df[c] = np.asarray(df[c])
+    return df
+
+def _parquet_columns(path:Path)->list|None:
+    "Column names of a Parquet file or dataset from its schema (None for other files or unreadable ones)."
+    if not path.exists() or not (path.is_dir() or _suffix(path) in ('.parquet', '.pq')): return None
+    try: return list(_dataset(path).schema.names)
+    except Exception: return None
 
 def _need(df, file, cols:dict, probs):
     "cols: column -> role; report the missing ones."
@@ -219,8 +263,8 @@ def _merge_rare(df:pd.DataFrame, cols, min_count:int, file:str, notes:list)->pd.
 
 
 # %% ../nbs/00a_files.ipynb #2a805a98
-def _check_values(it:pd.DataFrame, spec:DataSpec, f_i:str, P:list)->pd.DataFrame:
-    "Check the role columns of the interactions (renamed to their roles) and append a Problem for each bad value; returns the table with outcomes thresholded and times parsed."
+def _check_values(it:pd.DataFrame, spec:DataSpec, f_i:str, P:list, whole:bool=True)->pd.DataFrame:
+    "Check the role columns of the interactions (renamed to their roles) and append a Problem for each bad value; returns the table with outcomes thresholded and times parsed. `whole=False` (a batch of a larger log) leaves out the checks that need every row."
     for r in (USER, ITEM): _no_nan(it, f_i, [r], P)
     if _numeric(it, f_i, OUTCOME, P) and _no_nan(it, f_i, [OUTCOME], P):
         if spec.outcome_threshold is not None: it[OUTCOME] = (it[OUTCOME] >= spec.outcome_threshold).astype(int)
@@ -232,7 +276,7 @@ def _check_values(it:pd.DataFrame, spec:DataSpec, f_i:str, P:list)->pd.DataFrame
     if EXPOSURE in it and _numeric(it, f_i, EXPOSURE, P) and _no_nan(it, f_i, [EXPOSURE], P):
         bad = ~it[EXPOSURE].isin([0, 1])
         if bad.any(): P.append(Problem(f_i, spec.col(EXPOSURE), f"must be 0/1, found {it[EXPOSURE][bad].iloc[0]!r}", _where(bad), 'recode it to 0/1'))
-        elif spec.treatment == 'exposure' and it[EXPOSURE].nunique() < 2:
+        elif whole and spec.treatment == 'exposure' and it[EXPOSURE].nunique() < 2:
             P.append(Problem(f_i, spec.col(EXPOSURE), f"every row has exposure {it[EXPOSURE].iloc[0]}: there is nothing to compare",
                              fix="an impression log needs treatment: shown (with sampled controls) or treatment: position"))
     if PROPENSITY in it and _numeric(it, f_i, PROPENSITY, P) and _no_nan(it, f_i, [PROPENSITY], P):
@@ -240,7 +284,7 @@ def _check_values(it:pd.DataFrame, spec:DataSpec, f_i:str, P:list)->pd.DataFrame
         if bad.any(): P.append(Problem(f_i, spec.col(PROPENSITY), f"must lie in (0, 1], found {it[PROPENSITY][bad].iloc[0]!r}", _where(bad), 'logged propensities are probabilities'))
     if 'position' in it and _numeric(it, f_i, 'position', P) and _no_nan(it, f_i, ['position'], P):
         pos = it['position']
-        if spec.treatment == 'position':
+        if whole and spec.treatment == 'position':
             n_top = int((pos == spec.top_position).sum())
             if n_top in (0, len(pos)):
                 P.append(Problem(f_i, spec.col('position'), f"{n_top} of {len(pos)} rows are in top_position={spec.top_position}: no contrast",
@@ -263,12 +307,14 @@ def _check_values(it:pd.DataFrame, spec:DataSpec, f_i:str, P:list)->pd.DataFrame
 def _read_interactions(spec:DataSpec, P:list, tables:dict):
     "Read the interactions, rename the spec's columns to their roles and check them; problems name the file's own columns."
     ip = spec.path('interactions'); f_i = str(ip)
-    it = _read(ip, 'interactions', P)
+    names = _parquet_columns(ip)                    # Parquet: read only the columns with a role (or a role's name)
+    want = None if names is None else [c for c in names if c in {spec.col(r) for r in ROLES} | set(ROLES)]
+    it = _read(ip, 'interactions', P, want)
     if it is None: return None
     roles = {spec.col(r): r for r in (USER, ITEM, OUTCOME)}
     if spec.treatment == 'exposure': roles[spec.col(EXPOSURE)] = EXPOSURE
     if spec.treatment == 'position': roles[spec.col('position')] = 'position'
-    tables['interactions'] = (f_i, len(it), list(it.columns))
+    tables['interactions'] = (f_i, len(it), list(it.columns) if names is None else names)
     if not _need(it, f_i, roles, P): return it
     opt = {spec.col(r): r for r in (PROPENSITY, TIMESTAMP, 'position', 'slate', EXPOSURE) if spec.col(r) in it.columns and spec.col(r) not in roles}
     ren = {**roles, **opt}
@@ -289,8 +335,13 @@ def _read_side(spec:DataSpec, table:str, role:str, wanted, key:str, it, f_i:str,
     df = _read(p, table, P); f = str(p)
     if df is None: return None
     tables[table] = (f, len(df), list(df.columns))
-    idc = spec.col(role)
-    if not _need(df, f, {idc: role}, P): return None
+    idc = spec.key(table)
+    if idc not in df.columns:
+        other = spec.col(role)
+        P.append(Problem(f, idc, f"missing (needed as {role})",
+                         fix=f"add it, or name this table's key in the spec: keys: {{{table}: <your column>}}" +
+                             (f" (the log's column is '{other}')" if other != idc else '') + f"; the file has {list(df.columns)[:12]}"))
+        return None
     if _ids(df, f, idc, P, unique=True):
         df = df.set_index(idc); df.index.name = role
         if it is not None and role in it.columns:
@@ -300,7 +351,7 @@ def _read_side(spec:DataSpec, table:str, role:str, wanted, key:str, it, f_i:str,
                                  fix="write the ids the same way in both files (1 and '1' are different ids)"))
             else:
                 unknown = ~it[role].isin(df.index)
-                if unknown.any():
+                if unknown.any():  # the log's rows, named by the log's column
                     P.append(Problem(f_i, spec.col(role), f"{int(unknown.sum())} row(s) name a {role} absent from {Path(f).name}, e.g. {it.loc[unknown, role].iloc[0]!r}",
                                      _where(unknown), f"add those {table} to {Path(f).name} or remove the rows"))
         cols = list(df.columns) if wanted is None else list(wanted)
@@ -314,27 +365,122 @@ def _read_side(spec:DataSpec, table:str, role:str, wanted, key:str, it, f_i:str,
 
 
 # %% ../nbs/00a_files.ipynb #c4689c1d
-def _read_all(spec:DataSpec):
-    "Read and check every table; returns (tables, frames, problems, notes). Nothing is dropped."
+STREAM_ROWS = 5_000_000   # check_data streams a single Parquet file with more rows than this (a folder of parts always)
+BATCH_ROWS = 1_000_000    # rows per batch when check_data streams a Parquet log
+
+def _read_all(spec:DataSpec, stream:bool=False):
+    "Read and check every table; returns (tables, frames, problems, notes). Nothing is dropped. `stream`: check a Parquet log part by part without loading it."
     P, notes, tables = [], [], {}
-    f_i = str(spec.path('interactions'))
+    ip = spec.path('interactions'); f_i = str(ip)
+    if stream and _streams(ip):
+        tables['interactions'] = None                          # first in the listing
+        fr = {t: _read_side(spec, t, role, wanted, key, None, f_i, P, tables, notes)
+              for t, role, wanted, key in (('users', USER, spec.user_features, 'user_features'), ('items', ITEM, spec.item_text, 'item_text'))}
+        _stream_interactions(spec, P, tables, fr, notes)
+        if tables['interactions'] is None: del tables['interactions']
+        return tables, dict(fr, interactions=None), P, notes
     it = _read_interactions(spec, P, tables)
     fr = {'interactions': it} if it is not None else {}
     for table, role, wanted, key in (('users', USER, spec.user_features, 'user_features'), ('items', ITEM, spec.item_text, 'item_text')):
         fr[table] = _read_side(spec, table, role, wanted, key, it, f_i, P, tables, notes)
     return tables, fr, P, notes
 
+def _streams(path:Path)->bool:
+    "Is the log checked part by part: a folder of Parquet parts, or a Parquet file of more than STREAM_ROWS rows."
+    if path is None or not path.exists(): return False
+    if path.is_dir(): return _is_dataset(path)
+    if _suffix(path) not in ('.parquet', '.pq'): return False
+    try:
+        import pyarrow.parquet as pq
+        return pq.ParquetFile(path).metadata.num_rows > STREAM_ROWS
+    except Exception: return False
+
+def _shift(rows:str, off:int)->str:
+    "Row numbers of a batch's Problem as row numbers of its part."
+    if not rows or not off: return rows
+    head, *tail = rows.split(' and ')
+    return ', '.join(str(int(x) + off) for x in head.split(', ')) + ''.join(' and ' + t for t in tail)
+
+def _stream_interactions(spec:DataSpec, P:list, tables:dict, sides:dict, notes:list, batch_rows:int|None=None):
+    """Check a Parquet log batch by batch (pyarrow), only its role columns: every problem names the part and its rows
+    there; memory stays bounded by the batch. (user, item) repeats are checked within each batch."""
+    ip = spec.path('interactions'); f_i = str(ip); batch_rows = batch_rows or BATCH_ROWS
+    try: d = _dataset(ip)
+    except Exception as e:
+        P.append(Problem(f_i, '', f"cannot be read as Parquet: {type(e).__name__}: {str(e)[:200]}", fix='check the files')); return
+    names = list(d.schema.names); frags = list(d.get_fragments())
+    n = sum(f.metadata.num_rows for f in frags)
+    tables['interactions'] = (f_i + (f" ({len(frags)} Parquet parts)" if ip.is_dir() else ''), n, names)
+    if n == 0: P.append(Problem(f_i, '', "the interactions table is empty", fix='it needs at least one row')); return
+    roles = {spec.col(r): r for r in (USER, ITEM, OUTCOME)}
+    if spec.treatment == 'exposure': roles[spec.col(EXPOSURE)] = EXPOSURE
+    if spec.treatment == 'position': roles[spec.col('position')] = 'position'
+    if not _need(pd.DataFrame(columns=names), f_i, roles, P): return
+    opt = {spec.col(r): r for r in (PROPENSITY, TIMESTAMP, 'position', 'slate', EXPOSURE) if spec.col(r) in names and spec.col(r) not in roles}
+    ren = {**roles, **opt}; back = {r: c for c, r in ren.items()}
+    clash = [c for c in names if c in ren.values() and c not in ren]
+    for c in clash: P.append(Problem(f_i, c, f"is named like the role '{c}', which the spec maps to another column",
+                                     fix=f"rename it, or map the role to it (columns: {{{c}: {c}}})"))
+    expo = set(); n_top = 0; seen = {}; kinds = {}
+    scan = d.scanner(columns=[c for c in names if c in ren], batch_size=batch_rows, use_threads=False)
+    offsets = {}
+    for tb in scan.scan_batches():
+        part = tb.fragment.path; off = offsets.get(part, 0); df = tb.record_batch.to_pandas()
+        offsets[part] = off + len(df)
+        if not len(df): continue
+        for c in df.columns:
+            if isinstance(df[c].dtype, pd.CategoricalDtype): df[c] = np.asarray(df[c])
+        df = df.rename(columns=ren); Pb = []
+        df = _check_values(df, spec, part, Pb, whole=False)
+        if spec.treatment == 'exposure' and not Pb:
+            dup = df.duplicated([USER, ITEM], keep=False)
+            if dup.any(): Pb.append(Problem(part, f"{spec.col(USER)}, {spec.col(ITEM)}", f"{int(df.duplicated([USER, ITEM]).sum())} row(s) repeat a (user, item) pair",
+                                           _where(dup), "aggregate them to one row per pair, or, for an impression log, set treatment: shown or treatment: position"))
+        for table, role in (('users', USER), ('items', ITEM)):
+            side = sides.get(table)
+            if side is None or role not in df: continue
+            if table not in kinds:
+                kinds[table] = _same_kind(df[role], side.index.to_series())
+                if not kinds[table]:
+                    Pb.append(Problem(str(spec.path(table)), spec.key(table), f"ids are {'numbers' if pd.api.types.is_numeric_dtype(side.index) else 'text'} here but "
+                                      f"{'numbers' if pd.api.types.is_numeric_dtype(df[role]) else 'text'} in {Path(part).name}",
+                                      fix="write the ids the same way in both files (1 and '1' are different ids)"))
+            if kinds[table]:
+                unknown = ~df[role].isin(side.index)
+                if unknown.any():
+                    Pb.append(Problem(part, role, f"{int(unknown.sum())} row(s) name a {role} absent from {spec.path(table).name}, e.g. {df.loc[unknown, role].iloc[0]!r}",
+                                      _where(unknown), f"add those {table} to {spec.path(table).name} or remove the rows"))
+        for pr in Pb:
+            pr.column = back.get(pr.column, pr.column); pr.rows = _shift(pr.rows, off)
+            key = (pr.file, pr.column, re.sub(r'[0-9]+', '#', pr.what.split(',')[0].split(' e.g.')[0].split(' found')[0]))   # one problem of a kind per part and column
+            if key in seen: seen[key][1] += 1
+            elif len(seen) < 100: seen[key] = [pr, 0]; P.append(pr)
+        if EXPOSURE in df and pd.api.types.is_numeric_dtype(df[EXPOSURE]): expo.update(pd.unique(df[EXPOSURE].dropna())[:3].tolist())
+        if 'position' in df and pd.api.types.is_numeric_dtype(df['position']): n_top += int((df['position'] == spec.top_position).sum())
+    for pr, more in seen.values():
+        if more: pr.what += f" in its first batch with the problem; {more} later batch(es) of this part have it too"
+    if spec.treatment == 'exposure' and len(expo) == 1 and not any(p.column == spec.col(EXPOSURE) for p in P):
+        P.append(Problem(f_i, spec.col(EXPOSURE), f"every row has exposure {expo.pop()}: there is nothing to compare",
+                         fix="an impression log needs treatment: shown (with sampled controls) or treatment: position"))
+    if spec.treatment == 'position' and n_top in (0, n) and not any(p.column == spec.col('position') for p in P):
+        P.append(Problem(f_i, spec.col('position'), f"{n_top} of {n} rows are in top_position={spec.top_position}: no contrast",
+                         fix="set top_position to a slot present in the log"))
+    notes.append(f"interactions: {n:,} rows in {len(frags)} Parquet part(s) checked in batches of up to {batch_rows:,} rows (pyarrow, only the "
+                 f"{len(ren)} role columns); repeated (user, item) pairs are checked within each batch; load_data reads the log whole "
+                 "(refused if it does not fit in memory): beyond that, estimate on a cluster with causal_llmrec.scale")
+
 def check_data(spec:str|Path|dict|DataSpec, # a folder, a YAML data spec, a dict or a DataSpec
               )->DataCheck: # what was read, every problem (file, column, rows, fix) and what was done to the data
-    "Read a user's tables and report every problem at once, without raising."
+    """Read a user's tables and report every problem at once, without raising. A folder of Parquet parts (or a Parquet file of
+    more than `STREAM_ROWS` rows) is checked batch by batch with bounded memory, each problem naming its part."""
     try: spec = read_spec(spec)
     except (DataError, FileNotFoundError) as e:
         return DataCheck(DataSpec(interactions=str(spec), name=str(spec)) if not isinstance(spec, DataSpec) else spec, {}, [Problem('spec', '', str(e))])
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        tables, fr, P, notes = _read_all(spec)
+        tables, fr, P, notes = _read_all(spec, stream=True)
     chk = DataCheck(spec, tables, P, notes)
-    if chk.ok:
+    if chk.ok and fr.get('interactions') is not None:
         try: chk.notes += load_data(spec, _checked=(tables, fr, P, notes)).info.get('notes', [])[len(notes):]
         except DataError as e: chk.problems.append(Problem('data', '', str(e)))
     return chk
@@ -429,7 +575,8 @@ candidates: {candidates}                  # unrated films sampled per user as co
 user_features: [age, gender, occupation]   # zip_code left out: hundreds of levels
 """
 
-_EXAMPLE_FILES = {'obd': ('impressions.csv', 'users.csv', 'items.csv'), 'movielens': ('ratings.csv', 'users.csv', 'items.csv')}
+_EXAMPLE_FILES = {'obd': ('impressions.csv', 'users.csv', 'items.csv'), 'movielens': ('ratings.csv', 'users.csv', 'items.csv'),
+                  'textworld': ('interactions.csv', 'users.csv', 'items.csv', 'history.csv')}
 
 def _check_users(n):
     if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 2):
@@ -479,6 +626,14 @@ def write_movielens(folder:str|Path, # folder to write into (created)
     (folder/'data.yaml').write_text(spec)
     return {'ratings.csv': len(r), 'users.csv': len(keep), 'items.csv': len(d.items)}
 
+def write_text_world(folder:str|Path, # folder to write into (created)
+                     users:int|None=300, # users of the world (a seeded sample of MovieLens-100K's 943)
+                     seed:int=0, # seed of the world
+                    )->dict: # file name -> rows written
+    "A text world (`causal_llmrec.worlds.text_world`, defaults: stated taste, medium text confounding, effect modification on) as own logs: the user's taste and the film's mood are free-text columns, nothing tabular carries them; its truth is not written."
+    from causal_llmrec.worlds import text_world
+    return text_world(n_users=users, seed=seed).write(folder)
+
 # %% ../nbs/00a_files.ipynb #a41e0b09
 EXAMPLE_CONFIGS = {
 'obd': """\
@@ -503,6 +658,14 @@ train:                           # ~90,000 training pairs: 20 encoder steps, 8 h
 report:
   title: MovieLens-100K ratings, own logs (no known truth)
 """,
+'textworld': """\
+# Run settings for the text-world example (causal-llmrec example-data textworld); every other setting is the default
+# (causal-llmrec config prints them all). The world's truth is not in the files: the run is judged as own logs are.
+estimate:
+  segments: [user_age, item_year]   # the default segments name columns of the simulated world
+report:
+  title: A text world as own logs (truth withheld)
+""",
 }
 
 # %% ../nbs/00a_files.ipynb #a41e0b10
@@ -511,6 +674,8 @@ EXAMPLES = {
                                "the slot and the logging propensity; treatment: the top slot"),
     'movielens': (write_movielens, "MovieLens-100K (recbole): 100,000 real ratings of 1,682 films by 943 users; "
                                    "treatment: rated vs unrated films, outcome: rating >= 4"),
+    'textworld': (write_text_world, "a text world on MovieLens-100K users and films (causal_llmrec.worlds.text_world): a stated taste per user "
+                                    "and a mood description per film in free text, exposure and clicks confounded by whether they agree"),
 }
 
 def write_example(name:str, # 'obd' or 'movielens' (see `EXAMPLES`)

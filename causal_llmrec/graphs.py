@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 # %% ../nbs/01b_graphs.ipynb #g1b00007
-from .discrete import DiscoveryInputError, _check_frame
+from .errors import CausalLLMRecError
+from .discrete import DiscoveryInputError, check_discovery_frame
 
 # %% ../nbs/01b_graphs.ipynb #c87d2504
 def _causalnex():
@@ -40,7 +41,7 @@ def _causalnex():
                 BayesianNetwork=BayesianNetwork, InferenceEngine=InferenceEngine, Discretiser=Discretiser)
 
 # %% ../nbs/01b_graphs.ipynb #g1b00009
-class NoAdjustmentSetError(ValueError):
+class NoAdjustmentSetError(CausalLLMRecError, ValueError):
     "No set of observed variables satisfies the backdoor criterion for this treatment and outcome."
 
 def _as_digraph(graph)->nx.DiGraph:
@@ -326,7 +327,7 @@ def fit_bayesian_network(df:pd.DataFrame, # the data (columns named like the gra
     "Fit a discrete CausalNex Bayesian network on `graph` (continuous columns cut into quantile bins)."
     cn = _causalnex()
     G = _as_digraph(graph)
-    _check_frame(df, list(G.nodes))
+    check_discovery_frame(df, list(G.nodes))
     if not nx.is_directed_acyclic_graph(G): raise ValueError(f"the graph has a cycle {nx.find_cycle(G)}")
     if G.number_of_edges() == 0: raise ValueError("the graph has no edges: there is nothing to fit a network on")
     comps = sorted(nx.weakly_connected_components(G), key=len, reverse=True)

@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import numpy as np, pandas as pd
 from scipy import stats
 from .neighbours import (MatchingError, nearest_neighbours, _knn_1d, _knn_tree, _knn_kdgemm, _knn_brute,
-                                      _greedy_1d, _greedy_tree)
+                                      _greedy_1d, _greedy_tree, _argsort_stable, _TieOverflow,
+                                      _two_free_cores)
 from .effects import (OverlapWarning, EffectResult, _check_frame, _exact_codes, _fmt, _with_formulas,
                                    _resolve_covariates, _fdetails)
 from .weighting import propensity_score, _given_scores, _logit, _trim_mask, _check_overlap
@@ -143,26 +144,56 @@ def _add_exact(space, codes, cal):
     big = 10.0 * (np.ptp(space, axis=0).max() + 1.0) * max(1.0, math.sqrt(space.shape[1]))
     return np.column_stack([space, codes * big]), min(cal, big / 2)
 
+MAX_TIED_MATCHES = 20_000_000   # pairs beyond every unit's k nearest that exact ties on a 1-D score may add before `match` refuses (about 1 GB of index arrays)
+
 class _Searcher:
-    "Nearest neighbours (all ties) or greedy matches of query rows among reference rows of one space, caliper and tie rule."
-    def __init__(self, space, dist_fn, cal, tie_tol, tie_rtol, workers, exact):
+    """Nearest neighbours (all ties) or greedy matches between the two groups of T (1 and 0), or within one, in one space,
+    caliper and tie rule. On a line each group's values are sorted once (both groups at the same time on two threads when
+    two cores are free) and that sort serves every search that involves the group; `max_ties` refuses a search whose exact
+    ties would add more pairs than that (counted from the searched ranges, before the pairs are built: `MAX_TIED_MATCHES`)."""
+    def __init__(self, space, dist_fn, cal, tie_tol, tie_rtol, workers, exact, T, max_ties=None):
         self.space, self.dist_fn, self.cal, self.tie, self.rtol, self.workers, self.exact = space, dist_fn, cal, tie_tol, tie_rtol, workers, exact
         self.one_d = space.shape[1] == 1 and dist_fn is None
-    def knn(self, qi, ri, kk):
-        "CSR (ptr, reference positions, distances) of the kk nearest references of each query, ties kept."
-        s = self.space
+        self.members = {1: np.flatnonzero(T == 1), 0: np.flatnonzero(T == 0)}
+        self.max_ties = max_ties; self._line = {}
+    def _sorted(self, *groups):
+        "(values, (order, sorted values)) of each group on the line, sorted on first use."
+        new = [g for g in dict.fromkeys(groups) if g not in self._line]
+        vals = {g: self.space[self.members[g], 0] for g in new}
+        if len(new) == 2 and len(self.space) > 100_000 and _two_free_cores():   # both groups at once (numpy frees the GIL)
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(1) as ex:
+                f = ex.submit(_argsort_stable, vals[new[1]]); self._line[new[0]] = (vals[new[0]], _argsort_stable(vals[new[0]]))
+                self._line[new[1]] = (vals[new[1]], f.result())
+        else:
+            for g in new: self._line[g] = (vals[g], _argsort_stable(vals[g]))
+        return [self._line[g] for g in groups]
+    def knn(self, a, b, kk):
+        "CSR (ptr, positions of the matched units, distances) of the kk nearest units of group b for each unit of group a, ties kept."
+        s = self.space; qi, ri = self.members[a], self.members[b]
         if self.dist_fn is not None: ptr, j, d = _knn_brute(s[qi], s[ri], kk, self.tie, self.cal, self.dist_fn, rtol=self.rtol)
-        elif self.one_d: ptr, j, d = _knn_1d(s[qi, 0], s[ri, 0], kk, self.tie, self.cal, self.rtol)
+        elif self.one_d:
+            (qv, qs), (rv, rs) = self._sorted(a, b)
+            try: ptr, j, d = _knn_1d(qv, rv, kk, self.tie, self.cal, self.rtol, self.max_ties, q_sorted=qs, r_sorted=rs)
+            except _TieOverflow as e: raise _tie_refusal(e, s[:, 0]) from None
         elif s.shape[1] <= 5 or self.exact or len(ri) < 20000:   # a k-d tree alone is fast in few dimensions or small samples
             ptr, j, d = _knn_tree(s[qi], s[ri], kk, self.tie, self.cal, self.workers, rtol=self.rtol)
         else: ptr, j, d = _knn_kdgemm(s[qi], s[ri], kk, self.tie, self.cal, workers=self.workers, rtol=self.rtol)
         return ptr, ri[j], d
-    def greedy(self, qi, ri, k, o):
-        "Greedy matching without replacement, queries taken in the order o."
-        s = self.space
+    def greedy(self, a, b, k, o):
+        "Greedy matching without replacement of group a's units (taken in the order o) among group b's."
+        s = self.space; qi, ri = self.members[a], self.members[b]
         if self.one_d: ptr, j, d = _greedy_1d(s[qi, 0], s[ri, 0], k, o, self.cal)
         else: ptr, j, d = _greedy_tree(s[qi], s[ri], k, o, self.cal, self.workers)
         return ptr, ri[j], d
+
+def _tie_refusal(e, x):
+    "The MatchingError for a 1-D search whose exact ties would create too many pairs (`_TieOverflow` e on the score x)."
+    nv = len(np.unique(x))
+    return MatchingError(f"the matching score takes only {nv:,} distinct values over {len(x):,} units, so keeping every exact tie "
+                         f"would create about {e.pairs:,} matched pairs for {e.queries:,} units (more than {MAX_TIED_MATCHES:,} beyond "
+                         "their k nearest): adjust for more covariates so the score separates units, stratify or coarsen (cem), "
+                         "or use ipw/aipw, which need no matches")
 
 # %% ../nbs/02_matching.ipynb #m0105
 def _greedy_order(order, scores, rng):
@@ -173,20 +204,22 @@ def _greedy_order(order, scores, rng):
 
 def _pairs(search, T, estimand, replace, k, order, sort_scores, rng):
     "All (focal, match) pairs: arrays pi, pj, pw (weight 1/#matches of the focal unit), distance, and whether all are 1:1."
-    treated = np.nonzero(T == 1)[0]; controls = np.nonzero(T == 0)[0]
-    dirs = [(treated, controls)] + ([(controls, treated)] if estimand == 'ATE' else [])
+    dirs = [(1, 0)] + ([(0, 1)] if estimand == 'ATE' else [])
     parts = []; single = True
-    for qi, ri in dirs:
-        ptr, j, d = search.knn(qi, ri, k) if replace else search.greedy(qi, ri, k, _greedy_order(order, sort_scores[qi], rng))
-        cnt = np.diff(ptr); single = single and bool((cnt == 1).all())
-        parts.append((np.repeat(qi, cnt), j, np.repeat(1.0 / np.maximum(cnt, 1), cnt), d))
+    for a, b in dirs:
+        qi = search.members[a]
+        ptr, j, d = search.knn(a, b, k) if replace else search.greedy(a, b, k, _greedy_order(order, sort_scores[qi], rng))
+        cnt = np.diff(ptr); one = bool((cnt == 1).all()); single = single and one
+        if one: parts.append((qi, j, np.ones(len(qi)), d))          # 1:1 (the usual case): no repeats to build
+        else: parts.append((np.repeat(qi, cnt), j, np.repeat(1.0 / np.maximum(cnt, 1), cnt), d))
+    if len(parts) == 1: return (*parts[0], single)
     pi, pj, pw, pdist = (np.concatenate(a) for a in zip(*parts))
     return pi, pj, pw, pdist, single
 
-def _unmatched(pi, focal, N, estimand, exact, caliper, replace, discarded):
+def _unmatched(pi, focal, N, estimand, exact, caliper, replace, discarded, single=False):
     "Indicator of the focal units that found a match; those without one are counted in `discarded` and warned about."
-    matched = np.zeros(N, bool); matched[pi] = True
-    lost = focal[~matched[focal]]
+    if single: lost = focal[:0]                       # every focal unit has exactly one match
+    else: matched = np.zeros(N, bool); matched[pi] = True; lost = focal[~matched[focal]]
     if len(lost):
         why = 'exact' if (exact and caliper is None) else ('caliper' if not exact else 'caliper/exact')
         if not replace and caliper is None and not exact: why = 'no free control'
@@ -209,27 +242,30 @@ def _wls(Z, y, w):
 
 def _ai_estimate(Yk, Zk, T, pi, pj, pw, single, iot_t, estimand, bias_adjust):
     """Abadie-Imbens matching estimate from the pairs, bias-corrected when `bias_adjust`. Returns a namespace with what the
-    variance needs: est, est_plain, tau_i (per focal unit), tau_pair, K, KK (sums of weights and squared weights), ac, at, SN."""
+    variance needs: est, est_plain, tau_i (per focal unit), tau_pair, K, KK (sums of weights and squared weights), ac, at, SN,
+    and w = iot_t + K (every unit's matched-sample weight)."""
     N = len(Yk)
-    K = np.bincount(pj, pw, N); KK = np.bincount(pj, pw * pw, N)
-    Tf = T.astype(float)
-    sign = np.where(T[pi] == 1, 1.0, -1.0)          # +: focal treated, -: focal control
-    tau_pair = sign * (Yk[pi] - Yk[pj])
-    est_plain = np.dot(pw, tau_pair) / iot_t.sum()
+    K = np.bincount(pj, pw, N); KK = K if single else np.bincount(pj, pw * pw, N)   # 1:1: every weight is 1, so KK = K
+    both = estimand == 'ATE'                        # focal units in both groups; otherwise every focal unit is treated
+    sign = np.where(T[pi] == 1, 1.0, -1.0) if both else None     # +: focal treated, -: focal control
+    tau_pair = Yk[pi] - Yk[pj]
+    if both: tau_pair *= sign
+    SN = iot_t.sum()
+    est_plain = np.dot(pw, tau_pair) / SN
     ac = np.zeros(Zk.shape[1]); at = np.zeros(Zk.shape[1])
     if bias_adjust and Zk.shape[1]:
+        Tf = T.astype(float)
         ac = _wls(Zk, Yk, (1 - Tf) * K)
-        if estimand == 'ATE': at = _wls(Zk, Yk, Tf * K)
+        if both: at = _wls(Zk, Yk, Tf * K)
         mu0 = Zk @ ac                                  # model of the matched group's outcome: controls for focal treated
         adj = mu0[pi] - mu0[pj]
-        if estimand == 'ATE':
+        if both:
             mu1 = Zk @ at; adj = np.where(T[pi] == 1, adj, mu1[pi] - mu1[pj])
-        tau_pair = tau_pair - sign * adj
+        tau_pair = tau_pair - (sign * adj if both else adj)
     if single: tau_i = np.zeros(N); tau_i[pi] = pw * tau_pair    # one pair per focal unit: a scatter suffices
     else: tau_i = np.bincount(pi, pw * tau_pair, N)
-    SN = iot_t.sum()
     return SimpleNamespace(est=tau_i.sum() / SN, est_plain=est_plain, tau_i=tau_i, tau_pair=tau_pair, K=K, KK=KK,
-                           ac=ac, at=at, SN=SN, iot_t=iot_t)
+                           ac=ac, at=at, SN=SN, iot_t=iot_t, w=iot_t + K)
 
 # %% ../nbs/02_matching.ipynb #m0109
 def _group_var(Y, ptr, idx):
@@ -240,23 +276,27 @@ def _group_var(Y, ptr, idx):
     return np.where(cnt > 1, ss / np.maximum(cnt - 1, 1), 0.0)
 
 def _ai_variance(a, search, T, Yk, pw, estimand, var_matches, sample):
-    "Abadie-Imbens (2006) variance of the matching estimate (sample or population), and its description."
-    N = len(Yk); iot_c = np.ones(N) if estimand == 'ATE' else (1 - T.astype(float))
+    """Abadie-Imbens (2006) variance of the matching estimate (sample or population), and its description. The formulas'
+    indicator of the matched group multiplies K, which is 0 outside that group, so it is left out."""
+    N = len(Yk)
     if var_matches and var_matches > 0:
         Sigs = np.zeros(N)
         for g in (0, 1):
-            gi = np.nonzero(T == g)[0]
+            gi = search.members[g]
             if len(gi) < 2: continue
-            ptr, j, _ = search.knn(gi, gi, int(var_matches) + 1)
+            ptr, j, _ = search.knn(g, g, int(var_matches) + 1)
             Sigs[gi] = _group_var(Yk, ptr, j)
         vdesc = f"Abadie-Imbens (2006) matching variance, conditional variances from {var_matches} within-group matches"
     else:
-        Sigs = np.full(N, 0.5 * np.sum(pw * (a.tau_pair - a.est) ** 2) / np.sum(pw))
+        Sigs = 0.5 * np.sum(pw * (a.tau_pair - a.est) ** 2) / np.sum(pw)      # one variance for every unit
         vdesc = "Abadie-Imbens (2006) matching variance, homoskedastic (R Matching Var.calc=0)"
-    var_sample = np.sum(Sigs * (a.iot_t + iot_c * a.K) ** 2) / a.SN ** 2
-    if estimand == 'ATE': vp = np.sum(Sigs * iot_c * (a.K * a.K + 2 * a.K - a.KK))
-    else: vp = np.sum(Sigs * iot_c * (a.K * a.K - a.KK))
-    var_pop = (vp + np.sum(a.iot_t * (a.tau_i - a.est) ** 2)) / a.SN ** 2
+    var_sample = np.sum(Sigs * (a.w * a.w)) / a.SN ** 2
+    KK2 = a.K * a.K
+    if estimand == 'ATE': KK2 += 2 * a.K
+    KK2 -= a.KK
+    vp = np.sum(Sigs * KK2)
+    dev = a.tau_i - a.est; dev *= dev; dev *= a.iot_t
+    var_pop = (vp + np.sum(dev)) / a.SN ** 2
     return (var_sample, vdesc + '; sample (SATE-type) variance') if sample else (var_pop, vdesc + '; population variance')
 
 # %% ../nbs/02_matching.ipynb #m0110
@@ -268,13 +308,19 @@ def _set_cov(Zt, Y, ptr, jj):
 
 def _score_sets(Zt, T, p, Y, h):
     """Per unit and arm w: the covariance of (design row, outcome) over the h units of arm w nearest on the score (the unit
-    itself included in its own arm), and the mean outcome of the h nearest of arm w, the unit itself excluded; ties kept."""
+    itself included in its own arm), and the mean outcome of the h nearest of arm w, the unit itself excluded; ties kept.
+    One sort of the score serves the four searches: an arm's sort is the full sort restricted to the arm."""
     N = len(Y); cov, ymean = {}, {}
+    full = _argsort_stable(p)
     for w in (1, 0):
         g = np.nonzero(T == w)[0]
-        ptr, j, _ = _knn_1d(p, p[g], min(h, len(g)))
-        cov[w] = _set_cov(Zt, Y, ptr, g[j]); m = np.add.reduceat(Y[g[j]], ptr[:-1]) / np.diff(ptr)
-        ptr2, j2, _ = _knn_1d(p[g], p[g], min(h + 1, len(g)))        # own arm: h + 1 with the unit itself, which is dropped
+        inw = T[full[0]] == w; rank = np.cumsum(T == w) - 1
+        gs = (rank[full[0][inw]], full[1][inw])                      # the stable sort of p[g]
+        try:
+            ptr, j, _ = _knn_1d(p, p[g], min(h, len(g)), max_ties=MAX_TIED_MATCHES, q_sorted=full, r_sorted=gs)
+            cov[w] = _set_cov(Zt, Y, ptr, g[j]); m = np.add.reduceat(Y[g[j]], ptr[:-1]) / np.diff(ptr)
+            ptr2, j2, _ = _knn_1d(p[g], p[g], min(h + 1, len(g)), max_ties=MAX_TIED_MATCHES, q_sorted=gs, r_sorted=gs)   # own arm: h + 1 with the unit itself, which is dropped
+        except _TieOverflow as e: raise _tie_refusal(e, p) from None
         jj = g[j2]; q = np.repeat(g, np.diff(ptr2)); other = jj != q
         m[g] = np.bincount(q[other], Y[jj[other]], N)[g] / np.maximum(np.bincount(q[other], minlength=N)[g], 1)
         ymean[w] = m
@@ -348,28 +394,15 @@ def _describe(method, metric, ps_scale, k, replace, caliper, exact, corrected):
 
 def _pairs_and_weights(df, pos, a, pi, pj, pw, pdist, scale):
     "The pairs (unit, match, weight, distance) on df's index, and every unit's matched-sample weight (0 = unused)."
-    whole = len(pos) == len(df)
-    iv = (df.index if whole else df.index[pos]).to_numpy()
-    pairs = pd.DataFrame({'unit': iv[pi], 'match': iv[pj], 'weight': pw, 'distance': pdist * scale})
-    wts = a.iot_t + a.K                                # focal units weigh 1, matched units the number of times they are used
-    if not whole: wts = np.zeros(len(df)); wts[pos] = a.iot_t + a.K
+    whole = len(pos) == len(df); ix = df.index
+    if whole and isinstance(ix, pd.RangeIndex) and ix.step == 1: unit, mt = pi + ix.start, pj + ix.start   # labels are positions
+    else: iv = (ix if whole else ix[pos]).to_numpy(); unit, mt = iv[pi], iv[pj]
+    pairs = pd.DataFrame({'unit': unit, 'match': mt, 'weight': pw, 'distance': pdist * scale})
+    wts = a.w                                          # focal units weigh 1, matched units the number of times they are used
+    if not whole: wts = np.zeros(len(df)); wts[pos] = a.w
     return pairs, pd.Series(wts, index=df.index, name='weight')
 
 # %% ../nbs/02_matching.ipynb #m0112
-MAX_TIED_MATCHES = 20_000_000   # matched pairs that exact ties on a 1-D score may create before `match` refuses (about 1 GB of index arrays)
-
-def _check_tie_load(x, T, estimand):
-    "Refuse a 1-D match whose exact ties would create more than MAX_TIED_MATCHES pairs (a score with few distinct values keeps every tie)."
-    vals, counts = np.unique(x, return_counts=True)
-    if len(vals) > 0.2*len(x): return                      # a continuous score: ties are rare
-    c0 = np.zeros(len(vals)); c1 = np.zeros(len(vals))
-    np.add.at(c1, np.searchsorted(vals, x[T == 1]), 1); np.add.at(c0, np.searchsorted(vals, x[T == 0]), 1)
-    n = float((c1*c0).sum() + ((c0*c1).sum() if estimand == 'ATE' else 0))
-    if n > MAX_TIED_MATCHES:
-        raise MatchingError(f"the matching score takes only {len(vals):,} distinct values over {len(x):,} units, so keeping every exact tie "
-                            f"would create about {n:,.0f} matched pairs (limit {MAX_TIED_MATCHES:,}): adjust for more covariates so the score "
-                            "separates units, stratify or coarsen (cem), or use ipw/aipw, which need no matches")
-
 def match(df:pd.DataFrame, # one row per unit, unique index
           treatment:str, # binary 0/1 exposure column, or a propensity formula 'treatment ~ terms' (formulaic: C(x), I(x**2), x:z)
           outcome:str, # outcome column
@@ -411,19 +444,19 @@ def match(df:pd.DataFrame, # one row per unit, unique index
     Zb = X if bcov == list(covariates) else df[bcov].to_numpy(float) if bcov else np.empty((len(df), 0))
     ps, keep, rule, discarded = _scores_and_trim(df, T0, treatment, covariates, propensity, seed, method, trim, estimand)
     pos = np.nonzero(keep)[0]; N = len(pos)
-    if N == len(df): T = T0.copy(); Yk, Xk, Zk = Y, X, Zb          # nothing trimmed: no copies
-    else: T = T0[pos].copy(); Yk = Y[pos]; Xk = X[pos]; Zk = Zb[pos]
+    if N == len(df): T = T0.copy(); Yk, Xk, Zk, psk = Y, X, Zb, ps          # nothing trimmed: no copies
+    else: T = T0[pos].copy(); Yk = Y[pos]; Xk = X[pos]; Zk = Zb[pos]; psk = None if ps is None else ps[pos]
     if estimand == 'ATC': T = 1 - T                     # the ATC is the ATT of the flipped treatment, sign restored below
-    x_ps = None if method != 'propensity' else (_logit(ps[pos]) if ps_scale == 'logit' else ps[pos])
+    x_ps = None if method != 'propensity' else (_logit(psk) if ps_scale == 'logit' else psk)
     space, sd, dist_fn = _match_space(method, x_ps, Xk, metric, covariates)
     cal = np.inf if caliper is None else float(caliper)
     if exact and dist_fn is None: space, cal = _add_exact(space, _exact_codes(df.iloc[pos], exact), cal)
-    if dist_fn is None and space.shape[1] == 1: _check_tie_load(space[:, 0], T, estimand)
-    search = _Searcher(space, dist_fn, cal, tie_tol, tie_rtol, workers, bool(exact))
+    search = _Searcher(space, dist_fn, cal, tie_tol, tie_rtol, workers, bool(exact), T, MAX_TIED_MATCHES)
     rng = np.random.default_rng(seed)
-    pi, pj, pw, pdist, single = _pairs(search, T, estimand, replace, k, order, ps[pos] if ps is not None else space[:, 0], rng)
-    focal = np.nonzero(T == 1)[0] if estimand != 'ATE' else np.arange(N)
-    a = _ai_estimate(Yk, Zk, T, pi, pj, pw, single, _unmatched(pi, focal, N, estimand, exact, caliper, replace, discarded), estimand, bias_adjust)
+    greedy_scores = None if replace else psk if ps is not None else space[:, 0]      # the order of greedy matching
+    pi, pj, pw, pdist, single = _pairs(search, T, estimand, replace, k, order, greedy_scores, rng)
+    focal = search.members[1] if estimand != 'ATE' else np.arange(N)
+    a = _ai_estimate(Yk, Zk, T, pi, pj, pw, single, _unmatched(pi, focal, N, estimand, exact, caliper, replace, discarded, single), estimand, bias_adjust)
     details_var = {}
     if se == 'ai':
         var, vdesc = _ai_variance(a, search, T, Yk, pw, estimand, var_matches, sample)
@@ -434,7 +467,7 @@ def match(df:pd.DataFrame, # one row per unit, unique index
     sgn = -1.0 if estimand == 'ATC' else 1.0
     if estimand == 'ATC': ci = (-ci[1], -ci[0])
     pairs, weights = _pairs_and_weights(df, pos, a, pi, pj, pw, pdist, sd)
-    n1 = int(T0[pos].sum()); corrected = bool(bias_adjust and Zk.shape[1]); c0 = 1 - T.astype(float)
+    n1 = len(search.members[0 if estimand == 'ATC' else 1]); corrected = bool(bias_adjust and Zk.shape[1]); c0 = 1 - T.astype(float)
     details = dict(estimate_plain=float(sgn * a.est_plain), bias_corrected=corrected, var_matches=var_matches, k=k, replace=replace,
                    caliper=caliper, trim=rule, covariate_source=cov_source, matches_per_unit_mean=float(len(pi) / max(a.SN, 1)),
                    max_reuse=float(a.K.max()) if N else 0.0, ess_control=float(np.dot(a.K, c0) ** 2 / max(np.dot(a.K * a.K, c0), 1e-300)),
@@ -596,3 +629,17 @@ def effect_by_segment(df:pd.DataFrame, # the data
         warnings.warn(f"effect_by_segment skipped {len(skipped)} segment(s) with < {min_units} treated or control units: {skipped[:5]}", OverlapWarning)
     if not rows: raise MatchingError(f"no segment of '{name}' has >= {min_units} treated and control units")
     return pd.concat(rows, ignore_index=True)
+
+# %% ../nbs/02_matching.ipynb #ecfa1800
+_MOVED = {'ipw': 'weighting', 'aipw': 'weighting', 'LogisticPropensity': 'weighting', 'crump_alpha': 'weighting',
+          'rosenbaum_bounds': 'sensitivity', 'e_value': 'sensitivity', 'robustness_value': 'sensitivity',
+          'ovb_sensitivity': 'sensitivity', 'OVBSensitivity': 'sensitivity', 'EffectResults': 'effects'}
+
+def __getattr__(name:str):
+    "Names that moved out in the module split: importable from here for one more release, with a DeprecationWarning."
+    if name in _MOVED:
+        import importlib
+        warnings.warn(f"causal_llmrec.matching.{name} moved to causal_llmrec.{_MOVED[name]}; import it from there "
+                      "(this re-export will be removed in a later release)", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(f'{__package__}.{_MOVED[name]}'), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

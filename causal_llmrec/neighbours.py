@@ -9,8 +9,9 @@ __all__ = ['MatchingError', 'nearest_neighbours']
 import math
 import numpy as np
 from scipy.spatial import cKDTree
+from .errors import CausalLLMRecError
 
-class MatchingError(ValueError):
+class MatchingError(CausalLLMRecError, ValueError):
     "Bad input to a matching/weighting estimator or a neighbour search (the message names the column or value and the fix)."
 
 
@@ -37,10 +38,10 @@ def _argsort_stable(a):
     o = key & ((1 << b) - 1); s = a[o]
     down = np.flatnonzero(s[1:] < s[:-1])
     if len(down):                                                    # runs sharing the high bits: sort them by value
-        hs = key >> b; runs = np.unique(hs[down])
-        lo = np.searchsorted(hs, runs, 'left'); hi = np.searchsorted(hs, runs, 'right')
+        runs = np.unique(key[down] >> b)                             # a run's keys lie in [h << b, (h + 1) << b)
+        lo = np.searchsorted(key, runs << b, 'left'); hi = np.searchsorted(key, (runs + 1) << b, 'left')
         _, pos = _csr(lo, hi); sub = o[pos]; rid = np.repeat(np.arange(len(runs)), hi - lo)
-        o[pos] = sub[np.lexsort((sub, a[sub], rid))]; s = a[o]
+        o[pos] = sub[np.lexsort((sub, a[sub], rid))]; s[pos] = a[o[pos]]
     return o, s
 
 def _sorted_keys(a):
@@ -51,59 +52,88 @@ def _sorted_keys(a):
     key &= ~low; key |= np.arange(n); key.sort()
     return key, b
 
-def _order_approx(a):
-    "A permutation that sorts a up to ties and rounding in the last ~20 bits (enough to make searchsorted cache-friendly)."
-    if len(a) < 50_000: return np.argsort(a)
-    key, b = _sorted_keys(a)
-    return key & ((1 << b) - 1)
+def _cores_and_load():
+    "(cores this process may use, 1-minute load average of the machine)."
+    import os
+    try: cores = len(os.sched_getaffinity(0))
+    except AttributeError: cores = os.cpu_count() or 1
+    try: busy = os.getloadavg()[0]
+    except OSError: busy = 0.0
+    return cores, busy
 
-def _knn_1d(q, r, k, tie2=0.0, caliper=np.inf, rtol=0.0):
-    "All k nearest reference values of each query on a line, with ties (|d|^2 <= d_k^2 (1 + rtol)^2 + tie2) all kept."
-    same = q.shape == r.shape and (q is r or np.array_equal(q, r))      # within-group matching: one sort serves both
-    if same: order, s = _argsort_stable(r); qo = order
-    elif len(q) + len(r) > 100_000:                  # sort queries and references at the same time (numpy frees the GIL)
+def _two_free_cores():
+    "Whether two cores are free (1-minute load average): only then does sorting on a second thread pay; on a busy machine the thread waits for a time slice."
+    cores, busy = _cores_and_load()
+    return cores - busy >= 1.5
+
+class _TieOverflow(MatchingError):
+    "A 1-D search whose tie sets would hold more matched pairs than the caller allows (raised before they are built)."
+    def __init__(self, msg, pairs, queries):
+        super().__init__(msg); self.pairs, self.queries = pairs, queries
+
+def _knn_1d(q, r, k, tie2=0.0, caliper=np.inf, rtol=0.0, max_ties=None, q_sorted=None, r_sorted=None):
+    """All k nearest reference values of each query on a line, with ties (|d|^2 <= d_k^2 (1 + rtol)^2 + tie2) all kept.
+    `q_sorted` / `r_sorted`: `_argsort_stable(q)` / `_argsort_stable(r)` when the caller has them already (a search among
+    the same values reuses its sort). `max_ties`: refuse (`_TieOverflow`, before any pair is built) when the tie sets
+    would add more than this many pairs beyond the k nearest of every query."""
+    same = q_sorted is None and r_sorted is None and q.shape == r.shape and (q is r or np.array_equal(q, r))
+    if same: r_sorted = q_sorted = _argsort_stable(r)           # within-group matching: one sort serves both
+    elif r_sorted is None and q_sorted is None and len(q) + len(r) > 100_000 and _two_free_cores():   # both at once (numpy frees the GIL)
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(1) as ex:
-            fq = ex.submit(_order_approx, q); order, s = _argsort_stable(r); qo = fq.result()
-    else: order, s = _argsort_stable(r); qo = np.argsort(q)
-    ptr, idx, d = _knn_1d_sorted(q[qo], order, s, k, tie2, caliper, rtol)   # sorted needles make searchsorted cache-friendly
-    cs = np.diff(ptr); nq = len(q)                  # put the answers back in query order (each is independent of the others)
-    if (cs == 1).all():                             # the usual case (k=1, no ties, no caliper losses): one scatter
+            fq = ex.submit(_argsort_stable, q); r_sorted = _argsort_stable(r); q_sorted = fq.result()
+    if r_sorted is None: r_sorted = _argsort_stable(r)
+    if q_sorted is None: q_sorted = _argsort_stable(q)
+    (order, s), (qo, qs) = r_sorted, q_sorted
+    ptr, idx, d = _knn_1d_sorted(qs, order, s, k, tie2, caliper, rtol, max_ties)   # sorted needles: searchsorted is cache-friendly
+    cs = None if ptr is None else np.diff(ptr)
+    nq = len(q)                                     # put the answers back in query order (each is independent of the others)
+    if cs is None or (cs == 1).all():               # the usual case (k=1, no ties, no caliper losses): one scatter
         oi = np.empty(nq, np.int64); oi[qo] = idx; od = np.empty(nq); od[qo] = d
-        return ptr, oi, od
+        return np.arange(nq + 1), oi, od
     cnt = np.empty(nq, np.int64); cnt[qo] = cs
     inv = np.empty(nq, np.int64); inv[qo] = np.arange(nq)   # inverse permutation by a scatter, not a second sort
     nptr = np.zeros(nq + 1, np.int64); np.cumsum(cnt, out=nptr[1:])
     src = np.repeat(ptr[:-1][inv] - nptr[:-1], cnt) + np.arange(nptr[-1])
     return nptr, idx[src], d[src]
 
-def _knn_1d_sorted(q, order, s, k, tie2, caliper, rtol=0.0):
-    "_knn_1d for sorted queries q, given the references sorted (s = r[order])."
-    n = len(s); k = min(k, n)
-    pos = np.searchsorted(s, q)
-    L = pos - 1; R = pos.copy(); dk = np.zeros(len(q))
-    for _ in range(k):
-        dl = np.where(L >= 0, q - s[np.maximum(L, 0)], np.inf)
-        dr = np.where(R < n, s[np.minimum(R, n - 1)] - q, np.inf)
-        left = dl <= dr
-        dk = np.where(left, dl, dr); L = L - left; R = R + ~left
+def _knn_1d_sorted(q, order, s, k, tie2, caliper, rtol=0.0, max_ties=None):
+    """_knn_1d for sorted queries q, given the references sorted (s = r[order]). Returns (ptr, idx, dist) in the queries'
+    order, ptr None when every query has exactly one match (idx and dist then hold one entry per query)."""
+    n = len(s); k = min(k, n); m = k + 1
+    sp = np.empty(n + 2 * m); sp[:m] = -np.inf; sp[m:m + n] = s; sp[m + n:] = np.inf   # sentinels: no bounds checks below
+    P = np.searchsorted(s, q) + m                   # first padded slot >= q; the k taken are sp[L+1:R]
+    if k == 1:                                      # one step of the walk, without its bookkeeping
+        dl = q - sp[P - 1]; dr = sp[P] - q; left = dl <= dr
+        dk = np.minimum(dl, dr); L = P - 1 - left; R = P + ~left
+    else:
+        L = P - 1; R = P.copy()
+        for _ in range(k):
+            dl = q - sp[L]; dr = sp[R] - q; left = dl <= dr
+            dk = np.where(left, dl, dr); L = L - left; R = R + ~left
     rad = np.maximum(np.sqrt(dk * dk * (1 + rtol) ** 2 + tie2), dk)     # never below dk, whatever the rounding of the square root
     if np.isfinite(caliper):
-        lo = np.minimum(np.searchsorted(s, q - rad, 'left'), L + 1)
-        hi = np.maximum(np.searchsorted(s, q + rad, 'right'), R)
+        lo = np.minimum(np.searchsorted(s, q - rad, 'left'), L + 1 - m)
+        hi = np.maximum(np.searchsorted(s, q + rad, 'right'), R - m)
         lo = np.maximum(lo, np.searchsorted(s, q - caliper, 'left'))
         hi = np.minimum(hi, np.searchsorted(s, q + caliper, 'right'))
         hi = np.maximum(hi, lo)
     else:     # the k taken are [L+1, R); more ties exist only where the next value on a side is within rad
-        lo = L + 1; hi = R
-        more = np.flatnonzero(((L >= 0) & (q - s[np.maximum(L, 0)] <= rad)) | ((R < n) & (s[np.minimum(R, n - 1)] - q <= rad)))
+        more = np.flatnonzero((q - sp[L] <= rad) | (sp[R] - q <= rad))
+        lo = L + 1 - m; hi = R - m
+        if not len(more) and k == 1:                # one match each: no CSR bookkeeping (its distance is dk)
+            return None, order[lo], dk
         if len(more):
             lo[more] = np.minimum(np.searchsorted(s, q[more] - rad[more], 'left'), lo[more])
             hi[more] = np.maximum(np.searchsorted(s, q[more] + rad[more], 'right'), hi[more])
-        if not len(more) and (hi - lo == 1).all():   # one match each: no CSR bookkeeping
-            return np.arange(len(q) + 1), order[lo], np.abs(s[lo] - q)
+    cnt = hi - lo
+    if max_ties is not None:
+        pairs = int(cnt.sum())
+        if pairs - k * len(q) > max_ties:
+            raise _TieOverflow(f"keeping every tie would give {pairs:,} matched pairs for {len(q):,} queries (k={k}), "
+                               f"{pairs - k * len(q):,} beyond the k nearest of each (limit {max_ties:,})", pairs, len(q))
     ptr, pidx = _csr(lo, hi)
-    return ptr, order[pidx], np.abs(s[pidx] - np.repeat(q, np.diff(ptr)))
+    return ptr, order[pidx], np.abs(s[pidx] - np.repeat(q, cnt))
 
 def _knn_tree(Zq, Zr, k, tie2=0.0, caliper=np.inf, workers=-1, rtol=0.0):
     "k nearest neighbours in Euclidean space of the whitened covariates (cKDTree), with ties kept."
@@ -164,15 +194,13 @@ def _knn_kdgemm(Zq, Zr, k, tie2=0.0, caliper=np.inf, leafsize=1024, home_size=40
         if nt != old: torch.set_num_threads(old)
 
 def _free_threads():
-    """Threads for torch's matrix products: the cores not busy with other work (1-minute load average), less one for the
-    helper thread that sweeps the tree. On a shared machine torch's OpenMP threads otherwise spin against other processes:
-    100 000 queries among 200 000 references in 10-D took 168 s with 2 threads at load 9.5 on 2 cores, 10 s with 1."""
-    import os
-    try: cores = len(os.sched_getaffinity(0))
-    except AttributeError: cores = os.cpu_count() or 1
-    try: busy = os.getloadavg()[0]
-    except OSError: busy = 0.0
-    return max(1, min(cores, int(cores - busy + 0.5)) - 1)
+    """Threads for torch's matrix products: the cores not busy with other work (1-minute load average); on a busy machine
+    one fewer, for the helper thread that sweeps the tree. On a shared machine torch's OpenMP threads otherwise spin against
+    other processes: 100 000 queries among 200 000 references in 10-D took 168 s with 2 threads at load 9.5 on 2 cores, 10 s
+    with 1. On an idle machine every core goes to the products (the sweep thread mostly waits for them): issue 25 timed
+    exact 10-D matching at 10^6 on an idle 2-core machine at 26.5 s with the engine that took 2 threads, 31.3 s with 1."""
+    cores, busy = _cores_and_load()
+    return max(1, min(cores, int(cores - busy + 0.5)) - (busy >= 0.5))
 
 def _knn_kdgemm_run(Zq, Zr, k, tie2, caliper, leafsize, home_size, chunk, workers, rtol):
     "The body of `_knn_kdgemm` (torch's thread count already set)."

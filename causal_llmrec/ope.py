@@ -10,7 +10,20 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from .evaluate import EvaluationInputError, EvaluationWarning, _arr, _same_length, _check_propensity, _need_cols, _ci_normal
+from functools import partial
+from .errors import check_frame, check_array, check_same_length, check_propensity
+from .evaluate import EvaluationInputError, EvaluationWarning
+
+# the package's shared input checks, raising this family's EvaluationInputError
+_arr = partial(check_array, error=EvaluationInputError)
+_same_length = partial(check_same_length, EvaluationInputError)
+_check_propensity = partial(check_propensity, error=EvaluationInputError)
+def _need_cols(df, cols, name): check_frame(df, name, cols, error=EvaluationInputError)
+
+def _ci_normal(mean, se, level):
+    "Normal-approximation interval: mean -/+ z(level) * se."
+    from scipy import stats
+    z = stats.norm.ppf(0.5 + level / 2); return mean - z * se, mean + z * se
 
 # %% auto #0
 __all__ = ['OPE_ESTIMATORS', 'OPEResult', 'off_policy_value', 'bernoulli_ts_action_dist', 'obd_bts_prior', 'uniform_policy',

@@ -51,6 +51,18 @@ def _load_source(s, seed, given=None)->dict:
         g = world.true_graph(); true_graph = [list(e) for e in g.edges]
         params = dict(ate=world.ate, att=world.att, atc=world.atc, naive=world.naive)
         catalogue = world      # knows the covariates and the truth of any (user, item) pair
+    elif s.source == 'movielens-text':
+        from causal_llmrec.worlds import text_world
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore'); base = load_movielens()
+        world = text_world(base, n_users=s.n_users, n_candidates=s.n_candidates, confounding=s.confounding, modification=s.text_modification,
+                           mechanism=s.text_mechanism, attribute=s.text_attribute, new_item_frac=s.new_item_frac, effect_scale=s.effect_scale,
+                           exposure_rate=s.exposure_rate, base_rate=s.base_rate, seed=seed)
+        data, frame = world.data, world.frame()
+        truth = world.truth.reset_index(drop=True)
+        g = world.true_graph(); true_graph = [list(e) for e in g.edges]
+        params = dict(ate=world.ate, att=world.att, atc=world.atc, naive=world.naive)
+        catalogue = world      # tabular covariates and truth of any pair, new items included
     elif s.source == 'movielens-sato':
         from causal_llmrec.worlds import sato_world
         with warnings.catch_warnings():
@@ -103,9 +115,11 @@ def stage_data(ctx):
     test = set(rng.choice(users, n_test, replace=False).tolist())
     split = pd.DataFrame({USER: users, 'split': ['test' if u in test else 'train' for u in users]})
     items = np.array(sorted(data.items.index))
-    n_cold = int(round(s.cold_item_frac*len(items)))
-    cold = set(rng.choice(items, n_cold, replace=False).tolist()) if n_cold else set()
-    item_split = pd.DataFrame({ITEM: items, 'split': ['cold' if i in cold else 'train' for i in items]})
+    new = set(getattr(b['world'], 'new_items', []))      # a text world's new items: never logged, described with held-out words
+    old = items[~np.isin(items, list(new))]
+    n_cold = int(round(s.cold_item_frac*len(old)))
+    cold = set(rng.choice(old, n_cold, replace=False).tolist()) if n_cold else set()
+    item_split = pd.DataFrame({ITEM: items, 'split': ['new' if i in new else 'cold' if i in cold else 'train' for i in items]})
     _write_bundle(ctx, b, covs)
     out = frame.copy()
     if truth is not None: out = pd.concat([out, truth[[PROPENSITY, 'tau']].add_prefix('true_')], axis=1)
@@ -232,6 +246,10 @@ def stage_estimate(ctx):
         bal = m.balance(); ctx.write_csv('balance.csv', bal, index=True)
         ctx.save_fig('love.png', m.love_plot())
         ctx.save_fig('overlap.png', M.overlap_plot(m))
+        if s.estimand in ('ATT', 'ATC'):       # Rosenbaum bounds of the matched pairs: the report's sensitivity analysis reads them
+            from causal_llmrec.sensitivity import rosenbaum_bounds
+            try: ctx.write_csv('rosenbaum.csv', rosenbaum_bounds(m))
+            except ValueError as e: ctx.log(f"no Rosenbaum bounds: {e}")
         segs, skipped = [], []
         for col in s.segments:
             if col not in df.columns: skipped.append(f"{col} (no such column)"); continue
@@ -330,7 +348,7 @@ def _load_graph(out):
 
 def _catalogue_world(ctx, d)->SimWorld|None:
     "The run's world, drawn again (deterministic in the seed), when `rank.candidates` is 'catalogue' and the world knows any pair's truth; else None."
-    if ctx.cfg.rank.candidates != 'catalogue' or ctx.cfg.data.source != 'movielens-sim': return None
+    if ctx.cfg.rank.candidates != 'catalogue' or ctx.cfg.data.source not in ('movielens-sim', 'movielens-text'): return None
     w = _load_source(ctx.cfg.data, ctx.cfg.seed)['world']
     a, b = w.data.interactions[[USER, ITEM]].to_numpy(), d['data'].interactions[[USER, ITEM]].to_numpy()
     if a.shape != b.shape or not (a == b).all():
@@ -437,7 +455,7 @@ def _ranking_comparison(ctx, d, ev, s, seed)->pd.DataFrame:
     """Normalised true uplift@k gain on the held-out users of CausalBert's two rankings and of every configured baseline, per item slice.
     `ev`: the pairs ranked (user_id, item_id, covariates, true tau, CausalBert's tau_hat and q1)."""
     from tqdm.auto import tqdm
-    from causal_llmrec import baselines as BL
+    from causal_llmrec.recommenders import BASELINES
     from causal_llmrec.evaluate import true_uplift_at_k
     fr = d['frame'].reset_index(drop=True); covs = [c for c in d['covariates'] if c in fr.columns]
     split = ctx.read_csv('data', 'split.csv'); train_users = set(split.loc[split.split == 'train', USER])
@@ -448,15 +466,17 @@ def _ranking_comparison(ctx, d, ev, s, seed)->pd.DataFrame:
         fr = fr.assign(**{OUTCOME: fr[OUTCOME].astype(int)})
         train_p = fr[fr[USER].isin(train_users) & ~fr[ITEM].isin(cold)]
         for name in tqdm(s.baselines, disable=not ctx.progress, desc='baselines'):
-            cls = BL.BASELINES[name]
+            cls = BASELINES[name]
             try:
                 with warnings.catch_warnings():
-                    warnings.simplefilter('ignore'); m = cls().fit(train_p, covariates=covs, seed=seed)
-                scores[name] = (cls.score_kind, m.score(S), m.fit_seconds_)
-            except (BL.BaselineInputError, ValueError) as e: ctx.log(f"baseline {name} skipped: {e}")
+                    warnings.simplefilter('ignore'); m = cls(covariates=covs, random_state=seed).fit(train_p)
+                scores[name] = (cls.score_kind, m.predict(S), m.fit_seconds_)
+            except ValueError as e: ctx.log(f"baseline {name} skipped: {e}")
     else: ctx.log('baselines skipped: they need a binary outcome')
     slices = {'all items': np.ones(len(S), bool)}
     if cold: slices.update({'warm items': ~S[ITEM].isin(cold).to_numpy(), 'cold items': S[ITEM].isin(cold).to_numpy()})
+    isp = ctx.read_csv('data', 'item_split.csv'); new = set(isp.loc[isp.split == 'new', ITEM])
+    if new: slices['new items'] = S[ITEM].isin(new).to_numpy()     # never logged, described with held-out words (text worlds)
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')   # users with fewer than k candidates in a slice get shorter lists
@@ -494,6 +514,7 @@ def _judge_without_truth(ctx, d, test, metrics, s, seed)->dict:
                                           estimate=float(a.estimate.iloc[0]) if len(a) else None,
                                           ci=(float(a.ci_low.iloc[0]), float(a.ci_high.iloc[0])) if len(a) else None,
                                           propensity=test.g if test.g.notna().all() else None, treatment=test[EXPOSURE])
+    metrics['warnings'] += [w for w in E.disagreement(effects_table(ctx.run.out)) if w not in metrics['warnings']]   # estimators that disagree beyond their intervals
     pv = _policy_values(ctx, d, set(test[USER]), s, seed)
     if pv is not None:
         ctx.write_csv('policy_value.csv', pv); metrics['policy_value'] = pv.to_dict('records')

@@ -11,7 +11,8 @@ from scipy import sparse
 from .data import USER, ITEM
 from .matching import nearest_neighbours
 from .baselines import (Baseline, BaselineInputError, RandomScore, LogisticTLearner, ClickGB, TLearnerGB,
-                                     XLearnerGB, DRLearnerGB, estimate_propensity, _arms)
+                                     XLearnerGB, DRLearnerGB, TfidfTLearner, EmbeddingTLearner, EmbeddingTLearnerGB,
+                                     EmbeddingDRLearnerGB, estimate_propensity, _arms)
 
 # %% ../nbs/05c_recommenders.ipynb #f7afad35
 class Popularity(Baseline):
@@ -23,10 +24,14 @@ class Popularity(Baseline):
     def __init__(self,
                  by:str='rate', # 'rate' (shrunk click rate) or 'count' (clicks)
                  prior:float=10.0, # pseudo-pairs at the overall click rate added to every item ('rate' only)
+                 covariates:list|None=None, # accepted for a uniform interface; not used
+                 random_state:int|None=0, # accepted for a uniform interface (the fit is deterministic)
                 ):
-        if by not in ('rate', 'count'): raise BaselineInputError(f"by must be 'rate' or 'count', got {by!r}")
-        if prior < 0: raise BaselineInputError(f"prior must be >= 0, got {prior}")
-        self.by, self.prior = by, prior
+        self.by, self.prior, self.covariates, self.random_state = by, prior, covariates, random_state
+    def _check_params(self):
+        super()._check_params()
+        if self.by not in ('rate', 'count'): raise BaselineInputError(f"by must be 'rate' or 'count', got {self.by!r}")
+        if not self.prior >= 0: raise BaselineInputError(f"prior must be >= 0, got {self.prior}")
     def _fit(self, d, train, seed):
         n = np.bincount(d['i'], minlength=len(self.items_)); c = np.bincount(d['i'], weights=d['y'], minlength=len(self.items_))
         self.overall_ = float(d['y'].mean())
@@ -60,10 +65,17 @@ class _MF(Baseline):
                  lr:float=0.02, # Adam learning rate
                  reg:float=1e-3, # L2 penalty on the embeddings (and biases) used in each batch
                  batch_size:int=4096, # examples per Adam step
+                 covariates:list|None=None, # not used by the factorisation (accepted for a uniform interface; propensity models may read them)
+                 random_state:int|None=0, # seeds the initialisation and the sampling
                 ):
-        if dim < 1 or epochs < 1 or batch_size < 1: raise BaselineInputError("dim, epochs and batch_size must be positive integers")
-        if lr <= 0 or reg < 0: raise BaselineInputError(f"lr must be > 0 and reg >= 0, got lr={lr}, reg={reg}")
         self.dim, self.epochs, self.lr, self.reg, self.batch_size = dim, epochs, lr, reg, batch_size
+        self.covariates, self.random_state = covariates, random_state
+    def _check_params(self):
+        super()._check_params()
+        for n in ('dim', 'epochs', 'batch_size'):
+            v = getattr(self, n)
+            if not isinstance(v, (int, np.integer)) or v < 1: raise BaselineInputError(f"{n} must be a positive integer, got {v!r}")
+        if not self.lr > 0 or not self.reg >= 0: raise BaselineInputError(f"lr must be > 0 and reg >= 0, got lr={self.lr}, reg={self.reg}")
 
     def _tables(self, torch, g):
         nu, ni, k = len(self.users_), len(self.items_), self.dim
@@ -145,10 +157,14 @@ class _AlphaMF(_MF):
                  lr:float=0.02, # Adam learning rate
                  reg:float=1e-3, # L2 penalty
                  batch_size:int=4096, # examples per step
+                 covariates:list|None=None, # not used (accepted for a uniform interface)
+                 random_state:int|None=0, # seeds the initialisation and the sampling
                 ):
-        super().__init__(dim, epochs, lr, reg, batch_size)
-        if not 0 <= alpha <= 1: raise BaselineInputError(f"alpha must be in [0, 1], got {alpha}")
+        super().__init__(dim, epochs, lr, reg, batch_size, covariates, random_state)
         self.alpha = alpha
+    def _check_params(self):
+        super()._check_params()
+        if not 0 <= self.alpha <= 1: raise BaselineInputError(f"alpha must be in [0, 1], got {self.alpha}")
 
 class ULBPR(_AlphaMF):
     """Uplift-based pairwise learning (Sato et al., RecSys 2019): a pair belongs to the *positive* class when
@@ -206,11 +222,15 @@ class DLCE(_MF):
                  reg:float=1e-3, # L2 penalty
                  batch_size:int=4096, # examples per step
                  propensity:str='auto', # 'auto': the logged column if present, else estimated; 'estimate': always estimate
+                 covariates:list|None=None, # numeric columns for the estimated propensity (a logistic regression); None: item exposure rates
+                 random_state:int|None=0, # seeds the initialisation and the sampling
                 ):
-        super().__init__(dim, epochs, lr, reg, batch_size)
-        if not 0 < cap < 0.5: raise BaselineInputError(f"cap must be in (0, 0.5), got {cap}")
-        if propensity not in ('auto', 'estimate'): raise BaselineInputError(f"propensity must be 'auto' or 'estimate', got {propensity!r}")
+        super().__init__(dim, epochs, lr, reg, batch_size, covariates, random_state)
         self.cap, self.propensity = cap, propensity
+    def _check_params(self):
+        super()._check_params()
+        if not 0 < self.cap < 0.5: raise BaselineInputError(f"cap must be in (0, 0.5), got {self.cap}")
+        if self.propensity not in ('auto', 'estimate'): raise BaselineInputError(f"propensity must be 'auto' or 'estimate', got {self.propensity!r}")
     def _fit(self, d, train, seed):
         if d['p'] is None or self.propensity == 'estimate':
             d = dict(d, p=estimate_propensity(train, self.covariates_ or None)); self.propensity_source_ = 'estimated'
@@ -246,10 +266,14 @@ class CausE(_MF):
                  lr:float=0.02, # Adam learning rate
                  reg:float=1e-3, # L2 penalty
                  batch_size:int=4096, # examples per step
+                 covariates:list|None=None, # not used (accepted for a uniform interface)
+                 random_state:int|None=0, # seeds the initialisation and the sampling
                 ):
-        super().__init__(dim, epochs, lr, reg, batch_size)
-        if reg_causal < 0: raise BaselineInputError(f"reg_causal must be >= 0, got {reg_causal}")
+        super().__init__(dim, epochs, lr, reg, batch_size, covariates, random_state)
         self.reg_causal = reg_causal
+    def _check_params(self):
+        super()._check_params()
+        if not self.reg_causal >= 0: raise BaselineInputError(f"reg_causal must be >= 0, got {self.reg_causal}")
     def _extra_tables(self, torch, g): return dict(QC=torch.randn(len(self.items_), self.dim, generator=g)*0.1)
     def _fit(self, d, train, seed):
         _arms(d); super()._fit(d, train, seed)
@@ -310,11 +334,17 @@ class _CausalNeighbour(Baseline):
                  scale:float=1.0, # similarities are raised to this power (>1 favours the closest neighbours)
                  w:float=0.5, # weight of the exposed mean (the paper's weight_treated_outcome; 0.5 = plain difference)
                  similarity:str='treatment', # 'treatment': cosine of exposure sets; 'outcome': of click sets
+                 covariates:list|None=None, # numeric columns; those constant per user (item) find cold-start neighbours
+                 random_state:int|None=0, # accepted for a uniform interface (the fit is deterministic)
                 ):
-        if not isinstance(k, (int, np.integer)) or k < 1: raise BaselineInputError(f"k must be a positive integer, got {k!r}")
-        if shrink < 0 or scale <= 0 or not 0 <= w <= 1: raise BaselineInputError(f"need shrink >= 0, scale > 0 and 0 <= w <= 1; got {shrink}, {scale}, {w}")
-        if similarity not in ('treatment', 'outcome'): raise BaselineInputError(f"similarity must be 'treatment' or 'outcome', got {similarity!r}")
         self.k, self.shrink, self.scale, self.w, self.similarity = k, shrink, scale, w, similarity
+        self.covariates, self.random_state = covariates, random_state
+    def _check_params(self):
+        super()._check_params()
+        k, shrink, scale, w = self.k, self.shrink, self.scale, self.w
+        if not isinstance(k, (int, np.integer)) or k < 1: raise BaselineInputError(f"k must be a positive integer, got {k!r}")
+        if not (shrink >= 0 and scale > 0 and 0 <= w <= 1): raise BaselineInputError(f"need shrink >= 0, scale > 0 and 0 <= w <= 1; got {shrink}, {scale}, {w}")
+        if self.similarity not in ('treatment', 'outcome'): raise BaselineInputError(f"similarity must be 'treatment' or 'outcome', got {self.similarity!r}")
 
     def _sides(self, d):
         return (d['u'], d['i'], len(self.users_), len(self.items_)) if self.way == 'user' else (d['i'], d['u'], len(self.items_), len(self.users_))
@@ -380,4 +410,5 @@ class CIBN(_CausalNeighbour):
 # %% ../nbs/05c_recommenders.ipynb #351d99da
 BASELINES = {'random': RandomScore, 'popularity': Popularity, 'click_gb': ClickGB, 'bpr': BPR,
              'logistic_t': LogisticTLearner, 't_learner_gb': TLearnerGB, 'x_learner_gb': XLearnerGB, 'dr_learner_gb': DRLearnerGB,
-             'ulbpr': ULBPR, 'ulrmf': ULRMF, 'dlce': DLCE, 'cause': CausE, 'cubn': CUBN, 'cibn': CIBN}
+             'ulbpr': ULBPR, 'ulrmf': ULRMF, 'dlce': DLCE, 'cause': CausE, 'cubn': CUBN, 'cibn': CIBN,
+             'tfidf_t': TfidfTLearner, 'embed_t': EmbeddingTLearner, 'embed_t_gb': EmbeddingTLearnerGB, 'embed_dr_gb': EmbeddingDRLearnerGB}

@@ -4,20 +4,22 @@
 
 # %% auto #0
 __all__ = ['STAGES', 'RUN_MARKER', 'PipelineError', 'UnknownUserError', 'atomic_path', 'atomic_write', 'stable_hash', 'file_hash',
-           'data_fingerprint', 'Stage', 'stage', 'StageContext', 'RunResult', 'Pipeline', 'recommend']
+           'data_fingerprint', 'Stage', 'stage', 'package_source_hash', 'StageContext', 'RunResult', 'Pipeline',
+           'recommend']
 
 # %% ../nbs/07d_runner.ipynb #1561110f
-import os, re, io, sys, json, time, shutil, socket, hashlib, inspect, warnings, contextlib, tempfile
+import os, re, io, sys, json, time, shutil, socket, hashlib, inspect, warnings, contextlib, tempfile, importlib.util
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import numpy as np, pandas as pd
 
+from .errors import CausalLLMRecError, InputTypeError
 from .data import RecData, DataError, USER
 from .settings import ConfigError, PipelineConfig, _validate
 
 # %% ../nbs/07d_runner.ipynb #c2f4c586
-class PipelineError(RuntimeError):
+class PipelineError(CausalLLMRecError, RuntimeError):
     "A pipeline run cannot go on (a folder it does not own, a locked folder, a missing stage output, an unknown user)."
 
 class UnknownUserError(PipelineError, LookupError):
@@ -81,7 +83,7 @@ class Stage:
     fn:object       # fn(ctx:StageContext) -> dict summary
     deps:tuple      # upstream stages
     sections:tuple  # config sections its key depends on
-    modules:tuple=() # library modules whose source is part of its key
+    modules:tuple=() # library modules the stage needs (a stage whose module is not installed is left out)
     doc:str=''      # one line for --help and the report
 
 STAGES = {}  # name -> Stage, in run order
@@ -112,16 +114,21 @@ def _available(name)->bool:
     "A stage is available when the library modules it uses are installed (a stage whose module is missing is left out)."
     return not _missing_modules(name)
 
-_SOURCE_HASHES = {}
+_PACKAGE_ROOT = Path(importlib.util.find_spec('causal_llmrec').origin).parent   # the package whose source the stage keys hash (tests point it at an edited copy)
+_PACKAGE_HASHES = {}
 
-def _module_source_hash(mod):
-    "Hash of a library module's source file (found without importing it), read once per process: the code this process runs."
-    if mod in _SOURCE_HASHES: return _SOURCE_HASHES[mod]
-    import importlib.util
-    spec = importlib.util.find_spec(mod)
-    try: h = stable_hash(Path(spec.origin).read_bytes())
-    except (OSError, TypeError, AttributeError): h = ''
-    return _SOURCE_HASHES.setdefault(mod, h)
+def package_source_hash(root=None, # a package folder (default: this causal_llmrec)
+                       )->str: # 16 hex digits
+    """Hash of every `*.py` file of the package (relative path and content; `_modidx.py`, nbdev's doc index, left out), read
+    once per process: the code this process runs. Part of every stage key, so no helper a stage calls can change unseen."""
+    root = Path(root or _PACKAGE_ROOT)
+    if root in _PACKAGE_HASHES: return _PACKAGE_HASHES[root]
+    h = hashlib.sha256()
+    for f in sorted(root.rglob('*.py')):
+        rel = f.relative_to(root).as_posix()
+        if rel == '_modidx.py' or '__pycache__' in rel: continue
+        h.update(rel.encode() + b'\0' + f.read_bytes() + b'\0')
+    return _PACKAGE_HASHES.setdefault(root, h.hexdigest()[:16])
 
 # %% ../nbs/07d_runner.ipynb #6419547b
 class StageContext:
@@ -249,9 +256,9 @@ class Pipeline:
                 ):
         self.out, self.force, self.progress = Path(out), force, progress
         cfg = config if config is not None else PipelineConfig()
-        if not isinstance(cfg, PipelineConfig): raise TypeError(f"config must be a PipelineConfig, got {type(cfg).__name__}")
+        if not isinstance(cfg, PipelineConfig): raise InputTypeError(f"config must be a PipelineConfig, got {type(cfg).__name__}")
         if data is not None:
-            if not isinstance(data, RecData): raise TypeError(f"data must be a RecData, got {type(data).__name__}")
+            if not isinstance(data, RecData): raise InputTypeError(f"data must be a RecData, got {type(data).__name__}")
             cfg = cfg.update(data={'source': 'recdata'})
         elif cfg.data.source == 'recdata':
             raise ConfigError("setting data.source is 'recdata' but no RecData was given: pass data= to run_pipeline, or use 'movielens-sim'")
@@ -268,12 +275,14 @@ class Pipeline:
         if self.progress: print(msg, file=sys.stderr, flush=True)
 
     def key(self, name:str)->str:
-        "The cache key of a stage: its settings, its code and the keys of the stages it reads."
+        """The cache key of a stage: its settings, the package's version and whole source (`package_source_hash`), the
+        stage function's own source (a stage registered outside the package), the input data and the keys of the stages it reads."""
         if name not in self._keys:
             st = STAGES[name]
             c = self.config
+            import causal_llmrec
             parts = dict(stage=name, seed=c.seed, sections={s: asdict(getattr(c, s)) for s in st.sections},
-                         code=_code_hash(st.fn), modules={m: _module_source_hash(m) for m in st.modules},
+                         version=getattr(causal_llmrec, '__version__', ''), package=package_source_hash(), code=_code_hash(st.fn),
                          deps={d: self.key(d) for d in st.deps if _available(d)})
             if name == 'train': parts['device'] = c.device
             if name == 'data' and self.data is not None: parts['recdata'] = data_fingerprint(self.data)
@@ -395,7 +404,11 @@ def _check_settings(self, plan, man):
     if old:
         try: diff = self.config.diff(PipelineConfig.from_dict(old))
         except ConfigError: diff = ['(old settings unreadable)']
-    why = f"settings changed: {'; '.join(diff[:6])}" if diff else 'the code or the input data changed'
+    import causal_llmrec
+    if diff: why = f"settings changed: {'; '.join(diff[:6])}"
+    elif man.get('package') and man['package'] != package_source_hash():
+        why = f"the package's code changed since (causal_llmrec {man.get('version') or '?'} -> {getattr(causal_llmrec, '__version__', '?')})"
+    else: why = 'the code or the input data changed'
     raise PipelineError(f"{self.out} holds a run made with other settings ({why}); it would recompute "
                         f"{', '.join(stale)}. Pass --force to recompute, or choose another --out")
 
@@ -412,6 +425,7 @@ def _write_manifest(self, man):
     man['config'] = self.config.to_dict()
     import causal_llmrec
     man['version'] = getattr(causal_llmrec, '__version__', '')
+    man['package'] = package_source_hash()           # the source the keys were made with (named when a later run refuses the folder)
     atomic_write(self.manifest_path, json.dumps(man, indent=1, default=_json_default))
     atomic_write(self.out/'config.yaml', self.config.to_yaml())
 

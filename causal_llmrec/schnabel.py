@@ -9,7 +9,15 @@ import warnings
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
-from .evaluate import EvaluationInputError, EvaluationWarning, _arr, _same_length, _check_propensity, _need_cols
+from functools import partial
+from .errors import check_frame, check_array, check_same_length, check_propensity
+from .evaluate import EvaluationInputError, EvaluationWarning
+
+# the package's shared input checks, raising this family's EvaluationInputError
+_arr = partial(check_array, error=EvaluationInputError)
+_same_length = partial(check_same_length, EvaluationInputError)
+_check_propensity = partial(check_propensity, error=EvaluationInputError)
+def _need_cols(df, cols, name): check_frame(df, name, cols, error=EvaluationInputError)
 
 # %% auto #0
 __all__ = ['SCHNABEL_MARGINAL', 'SCHNABEL_PREDICTIONS', 'MatrixFactorization', 'schnabel_true_ratings', 'schnabel_propensities',

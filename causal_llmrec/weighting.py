@@ -10,7 +10,8 @@ import math, warnings
 import numpy as np, pandas as pd
 from scipy import stats
 from .neighbours import MatchingError
-from .effects import OverlapWarning, EffectResult, _check_frame, _with_formulas, _resolve_covariates, _fdetails
+from .errors import logit
+from .effects import OverlapWarning, EffectResult, check_effect_frame, _with_formulas, _resolve_covariates, _fdetails
 
 # %% ../nbs/02b_weighting.ipynb #w0011
 def _logit_irls(X, t, sample_weight=None, ridge=0.0, max_iter=100, tol=1e-10):
@@ -100,9 +101,9 @@ def propensity_score(df:pd.DataFrame, # one row per unit
     covariates = [] if covariates is None else covariates
     n = len(df)
     if isinstance(model, (pd.Series, np.ndarray, list, tuple)):
-        _check_frame(df, treatment, None, [], check_constant=False)
+        check_effect_frame(df, treatment, None, [], check_constant=False)
         return pd.Series(_given_scores(model, df), index=df.index, name='propensity')
-    T, _, X = _check_frame(df, treatment, None, covariates, check_constant=False)
+    T, _, X = check_effect_frame(df, treatment, None, covariates, check_constant=False)
     if callable(model) and not hasattr(model, 'predict_proba'):
         s = model(df)
         s = s.to_numpy() if isinstance(s, (pd.Series, pd.DataFrame)) else s
@@ -133,8 +134,7 @@ def propensity_score(df:pd.DataFrame, # one row per unit
     return pd.Series(_as_scores(np.asarray(est.predict_proba(Xf))[:, 1], n), index=df.index, name='propensity')
 
 # %% ../nbs/02b_weighting.ipynb #w0017
-def _logit(p, eps=1e-12):
-    p = np.clip(p, eps, 1 - eps); return np.log(p / (1 - p))
+_logit = logit   # the shared logit (causal_llmrec.errors.logit); this name stays while matching imports it
 
 def crump_alpha(ps:np.ndarray, # propensity scores
                )->float: # the optimal trimming threshold alpha of Crump et al. (2009)
@@ -214,7 +214,7 @@ def _prep_weighting(df, treatment, outcome, covariates, graph, estimand, propens
     covariates, src = _resolve_covariates(df, treatment, outcome, covariates, graph)
     estimand = str(estimand).upper()
     if estimand not in ('ATT', 'ATC', 'ATE'): raise MatchingError(f"estimand must be 'ATT', 'ATC' or 'ATE', got {estimand!r}")
-    T, Y, X = _check_frame(df, treatment, outcome, covariates, check_constant=False, has_exact=False)
+    T, Y, X = check_effect_frame(df, treatment, outcome, covariates, check_constant=False, has_exact=False)
     if not covariates and (isinstance(propensity, str) or hasattr(propensity, 'predict_proba')):
         raise MatchingError("covariates is empty: a propensity model needs at least one covariate (with none, the effect is the "
                             "raw difference in means); list the confounders, give a formula 'treatment ~ terms', or pass scores as propensity=")
@@ -357,7 +357,7 @@ def aipw(df:pd.DataFrame, # one row per unit
         df, treatment, outcome, covariates, graph, estimand, propensity, trim, seed,
         cross_fit=n_folds if fitted and n_folds > 1 else None)
     ocov = covariates if outcome_covariates is None else list(outcome_covariates)
-    if ocov is not covariates: _check_frame(df, treatment, outcome, ocov, check_constant=False, has_exact=False)
+    if ocov is not covariates: check_effect_frame(df, treatment, outcome, ocov, check_constant=False, has_exact=False)
     Xo = X if ocov is covariates else np.column_stack([df[c].to_numpy(float) for c in ocov]) if ocov else np.empty((len(df), 0))
     Tk, Yk, Xk = T[keep], Y[keep], Xo[keep]
     binary = bool(np.isin(Yk, (0.0, 1.0)).all())

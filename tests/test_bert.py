@@ -58,13 +58,13 @@ def test_texts_must_be_series(world):
     pairs, ut, it, _ = world
     with pytest.raises(TypeError, match='Series'): fit(CausalBert.tiny(), pairs, ut.to_dict(), it, progress=False)
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')
-def test_cuda_requested_without_one(world):
+def test_cuda_requested_without_one(world, monkeypatch):
+    "Runs on CUDA machines too: CUDA is hidden from torch for this test."
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     pairs, ut, it, _ = world
     with pytest.raises(ValueError, match="device='cuda' requested"): fit(CausalBert.tiny(), pairs, ut, it, device='cuda', progress=False)
     with pytest.raises(ValueError, match='cuda'): pick_device('cuda:0')
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has CUDA')
 def test_fp16_on_cpu_rejected(world):
     pairs, ut, it, _ = world
     with pytest.raises(ValueError, match='autocast is for CUDA'):
@@ -247,7 +247,7 @@ def test_unit_outcomes_train_predict_effects(world):
 def test_early_stopping_and_checkpoints_both_phases(world, tmp_path, strategy):
     "One helper ends every epoch of both phases: with learning rates 0 the validation loss never improves after epoch 1."
     pairs, ut, it, _ = world
-    m = CausalBert.tiny(seed=0)
+    m = CausalBert.tiny(seed=0, linear_text=False)    # no logistic start: the first epoch is the first best
     r = fit(m, pairs, ut, it, strategy=strategy, epochs=6, max_pairs_per_epoch=64, encoder_steps=1, head_epochs=6,
             lr=0.0, head_lr=0.0, patience=2, batch_size=32, checkpoint_dir=tmp_path, progress=False)
     phase = 'encoder' if strategy == 'full' else 'heads'
@@ -417,3 +417,79 @@ def test_checkpoint_encoder_is_read_from_safetensors_only(trained, tmp_path):
     enc = tmp_path/'ck'/'encoder'
     (enc/'model.safetensors').rename(enc/'pytorch_model.bin')
     with pytest.raises(FileNotFoundError, match='safetensors only'): CausalBert.from_pretrained(tmp_path/'ck')
+
+
+# ---- per-field texts (issue 23) and the scikit-learn estimator (issue 25)
+
+def _fields(ut, it):
+    "Two user fields and two item fields from the toy texts: the taste phrase apart from the rest."
+    uf = pd.DataFrame({'taste': ut.str.split(';').str[0], 'history': ut.str.split('history: ').str[1]})
+    itf = pd.DataFrame({'title': it.str.split(',').str[0], 'genre': it.str.split(', ').str[-1]})
+    return uf, itf
+
+def test_fields_train_predict_save_load_and_grid(xworld, tmp_path):
+    pairs, ut, it, tau = xworld
+    uf, itf = _fields(ut, it)
+    m = CausalBert.tiny(seed=0, covariates=['noise'])
+    r = fit(m, pairs, uf, itf, strategy='cached', encoder_steps=2, head_epochs=3, progress=False)
+    assert m.fields == (['taste', 'history'], ['title', 'genre']) and 'user fields' in repr(m) and 'linear start' in r.note
+    p = predict(m, pairs, uf, itf)
+    assert p[['g', 'q0', 'q1']].stack().between(0, 1).all()
+    m.save_pretrained(tmp_path/'ck'); b = CausalBert.from_pretrained(tmp_path/'ck')
+    assert b.fields == m.fields
+    assert np.allclose(p[['g', 'q0', 'q1']].to_numpy(), predict(b, pairs, uf, itf)[['g', 'q0', 'q1']].to_numpy(), atol=1e-6)
+    U, V = m.encode(uf), m.encode(itf)
+    assert U.shape == (len(uf), 2*m.hidden)
+    X = torch.as_tensor(pairs.pivot(index='user_id', columns='item_id', values='noise').to_numpy(np.float32))[..., None]
+    G = torch.sigmoid(m.heads.grid(U, V, X))
+    k = pairs.user_id.to_numpy()*len(itf) + pairs.item_id.to_numpy()
+    assert np.allclose(G.reshape(-1, 3).numpy()[k], p[['g', 'q0', 'q1']].to_numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match=r"lacks the field\(s\) \['genre'\]"): predict(m, pairs, uf, itf.drop(columns='genre'))
+    with pytest.raises(ValueError, match='reads 2 user fields'): predict(m, pairs, ut, itf)
+    with pytest.raises(ValueError, match="field 'taste'"): fit(CausalBert.tiny(), pairs, uf.assign(taste=''), itf, progress=False)
+
+def test_linear_start_reads_the_text_when_it_helps():
+    "The effect lives in the taste x genre match, which only the text says: the logistic start on field-embedding products finds it."
+    pairs, ut, it, tau = toy_world(n_users=40, n_items=30, seed=0)
+    uf, itf = _fields(ut, it)
+    m = CausalBert.tiny(seed=0, hidden=32, encoder_dropout=0.0)
+    fit(m, pairs, uf, itf, strategy='cached', encoder_steps=0, head_epochs=1, head_lr=1e-12, progress=False)
+    p = predict(m, pairs, uf, itf)
+    assert np.corrcoef(p.tau, tau)[0, 1] > 0.5
+    m0 = CausalBert.tiny(seed=0, hidden=32, encoder_dropout=0.0, linear_text=False)
+    fit(m0, pairs, uf, itf, strategy='cached', encoder_steps=0, head_epochs=1, head_lr=1e-12, progress=False)
+    assert np.corrcoef(predict(m0, pairs, uf, itf).tau, tau)[0, 1] < 0.5      # the deep part alone, untrained, reads nothing
+
+def test_validation_holds_out_whole_users():
+    from causal_llmrec.bert_train import _user_split
+    users = np.repeat(np.arange(30), 7)
+    va, tr = _user_split(users, 0.2, 0)
+    assert set(users[va]).isdisjoint(users[tr]) and len(va) + len(tr) == len(users) and 0.15 < len(va)/len(users) < 0.3
+    assert len(_user_split(users, 0.0, 0)[0]) == 0 and len(_user_split(np.zeros(5, int), 0.5, 0)[0]) == 0
+
+def test_default_encoder_budget_scales_with_the_data(world):
+    pairs, ut, it, _ = world
+    m = CausalBert.tiny(seed=0)
+    r = fit(m, pairs, ut, it, strategy='cached', head_epochs=1, batch_size=64, progress=False)
+    assert r.encoder_steps == 20                                   # a quarter epoch (1 step) raised to the floor of 20
+    assert TrainConfig().encoder_steps is None
+
+def test_estimator_sklearn_conventions(world):
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from causal_llmrec.bert_train import CausalBertEstimator
+    from causal_llmrec.text import pair_texts
+    pairs, ut, it, _ = world
+    uf, itf = _fields(ut, it)
+    X = pair_texts(pairs, uf, itf)
+    est = CausalBertEstimator(encoder='tiny', encoder_steps=1, head_epochs=2, batch_size=32, random_state=1)
+    assert est.get_params()['encoder_steps'] == 1 and 'lr' in est.get_params() and not hasattr(est, 'model_')
+    c = clone(est); assert c.get_params() == est.get_params()
+    tau = est.fit(X).predict(X)
+    assert tau.shape == (len(X),) and np.isfinite(est.score(X)) and est.fields_ == (['taste', 'history'], ['title', 'genre'])
+    assert np.allclose(CausalBertEstimator(encoder='tiny', encoder_steps=1, head_epochs=2, batch_size=32, random_state=1).fit(X).predict(X), tau)
+    gs = GridSearchCV(c, {'head_lr': [1e-3, 1e-2]}, cv=GroupKFold(n_splits=2)).fit(X, groups=X.user_id)
+    assert gs.best_params_['head_lr'] in (1e-3, 1e-2) and np.isfinite(gs.best_score_)
+    with pytest.raises(TypeError, match='unknown CausalBertEstimator setting'): CausalBertEstimator(epoch=2)
+    with pytest.raises(ValueError, match='batch_size'): CausalBertEstimator(encoder='tiny', batch_size=0).fit(X)
+    with pytest.raises(ValueError, match="no 'u:<field>'"): CausalBertEstimator(encoder='tiny').fit(pairs)

@@ -1,6 +1,6 @@
 """`causal-llmrec` as a user runs it: the console script in a subprocess, help, exit codes and one-line errors.
 
-The quick run folder is shared with test_pipeline.py / test_report_browser.py (see `shared_run` there): `demo --quick`
+The quick run folder is shared with test_pipeline.py / test_report_browser.py (conftest.py's `quick_run`): `demo --quick`
 on it reuses every stage, so the command's own path is tested without paying for a second run."""
 import os, shutil, subprocess, sys
 from pathlib import Path
@@ -28,10 +28,8 @@ def cli(*args, cwd=None, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from test_pipeline import shared_run
-    out, _ = shared_run(tmp_path_factory)
-    return out
+def run_dir(quick_run):
+    return quick_run[0]
 
 
 def test_console_script_is_installed():
@@ -120,6 +118,7 @@ def test_force_recomputes_with_the_folders_settings(run_dir, tmp_path, capsys):
     assert (run / "estimate" / "effects.csv").read_bytes() == (run_dir / "estimate" / "effects.csv").read_bytes()
 
 
+@pytest.mark.slow   # the default settings: minutes on CPU (make test-slow)
 def test_full_demo_main_job(tmp_path):
     "The README's main job with the default settings (minutes on CPU): the folder, the report, a real user's list."
     out = tmp_path / "demo"

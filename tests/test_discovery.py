@@ -222,7 +222,9 @@ def test_g_test_separates_dependence_from_independence():
 
 def test_auto_chooses_hybrid_on_discrete_data_and_prints_it(asia, capsys):
     df, T = asia
-    cg = learn_structure(df)
+    learn_structure(df.head(300))
+    assert capsys.readouterr().out == ''                                      # quiet by default
+    cg = learn_structure(df, verbose=True)
     out = capsys.readouterr().out
     assert 'hybrid' in out and 'every column is discrete' in out
     assert cg.method == 'hybrid' and sorted(cg.nodes) == sorted(df.columns)  # one node per variable, no dummies
@@ -234,7 +236,7 @@ def test_auto_chooses_hybrid_on_discrete_data_and_prints_it(asia, capsys):
 
 def test_continuous_data_still_go_to_notears(small, capsys):
     G, df = small
-    cg = learn_structure(df, standardize=False)
+    cg = learn_structure(df, standardize=False, verbose=True)
     assert cg.method == 'notears' and 'NOTEARS' in capsys.readouterr().out
     assert graph_metrics(cg, G).shd == 0
 
@@ -250,7 +252,7 @@ def test_hybrid_beats_pc_like_baselines_on_sachs():
 def test_integer_codes_are_flagged_and_treated_as_states(capsys):
     df, T = _bn_sample('sachs', 1500, seed=1)
     codes = df.apply(lambda s: s.map({'LOW': 0, 'AVG': 1, 'HIGH': 2})).astype(int)
-    g_int = learn_structure(codes)
+    g_int = learn_structure(codes, verbose=True)
     out = capsys.readouterr().out
     assert 'integer columns' in out and 'categorical states' in out and g_int.method == 'hybrid'
     assert set(g_int.edges) == set(learn_structure(df, verbose=False).edges)  # same graph as with labels
@@ -258,7 +260,7 @@ def test_integer_codes_are_flagged_and_treated_as_states(capsys):
     rng = np.random.default_rng(0)
     mixed = pd.DataFrame(dict(a=rng.normal(size=300), level=rng.integers(0, 4, 300)))
     mixed['b'] = mixed.a + 0.5 * mixed.level + rng.normal(size=300)
-    cg = learn_structure(mixed)
+    cg = learn_structure(mixed, verbose=True)
     out = capsys.readouterr().out
     assert "['level']" in out and 'categorical=' in out and cg.encoding.kinds['level'] == 'continuous'
 
@@ -353,5 +355,5 @@ def test_hybrid_settings_are_checked_and_quiet_when_asked(asia, capsys):
     one = learn_structure(df, alpha=0.05, verbose=False)
     assert capsys.readouterr().out == ''  # verbose=False prints nothing
     assert nx.is_directed_acyclic_graph(one.graph) and one.method == 'hybrid'
-    learn_structure(df, threshold=0.1)  # a NOTEARS threshold given to the hybrid is not silently dropped
+    learn_structure(df, threshold=0.1, verbose=True)  # a NOTEARS threshold given to the hybrid is not silently dropped
     assert "threshold=0.1 is not used by the hybrid" in capsys.readouterr().out

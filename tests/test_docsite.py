@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'tools'))
 from docs import build as B  # noqa: E402
 from docs.readme import readme_in_sync  # noqa: E402
-from docs.browser import find_chromium, serve, Browser  # noqa: E402
+from docs.browser import find_chromium, serve, Browser, page_problems  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -220,8 +220,9 @@ def test_browser_maths_search_and_mobile_navigation(site, tmp_path):
                 errors = b.eval("document.querySelectorAll('.MathJax_Error, .merror').length")
                 assert errors == 0 and done >= n, f"{name}: {done} of {n} formulas typeset, {errors} errors"
                 if name != "index.html": assert n > 5, f"{name}: expected formulas, found {n}"
-                # wide code: the page contents sit in the left navigation, so the main column has the width for signatures
-                assert b.eval("document.querySelector('article').getBoundingClientRect().width") >= 900, name
+                # the page contents sit on the right, the navigation on the left: the main column keeps room for signatures
+                assert b.eval("document.querySelector('article').getBoundingClientRect().width") >= 680, name
+                assert b.eval("document.querySelectorAll('nav.md-nav--secondary .md-nav__link').length") > 0, name
                 shot = b.screenshot(tmp_path / f"{name}.png")
                 assert _png_size(shot) == (1280, 1600) and shot.stat().st_size > 50_000
             # search: Material's worker indexes the site; typing answers with results that link into the site
@@ -239,3 +240,46 @@ def test_browser_maths_search_and_mobile_navigation(site, tmp_path):
             m.eval("document.querySelector('label.md-header__button[for=__drawer]').click()")
             m.wait_for("document.querySelector('nav.md-nav--primary').getBoundingClientRect().left >= 0", 10)
             assert _png_size(m.screenshot(tmp_path / "mobile.png")) == (390, 844)
+
+
+@pytest.mark.skipif(find_chromium() is None,
+                    reason="headless Chromium not installed: `make setup-browser` (Debian packages chromium, chromium-driver)")
+def test_browser_no_page_overflows_or_shows_raw_markdown(site):
+    "Every page at a normal window: nothing wider than the window (document scrollWidth > clientWidth), no Markdown left as text."
+    bad = {}
+    with serve(site.out) as url, Browser(size=(1280, 900)) as b:
+        for p in site.pages:
+            b.goto(url + p.html)
+            b.wait_for(MATHS_DONE)
+            found = page_problems(b)
+            if found: bad[p.html] = found
+    assert not bad, "\n".join(f"{k}: {v}" for k, v in bad.items())
+
+
+def test_signature_links_tables_and_sections():
+    "Links inside code (nbdev's doc links in a signature) become plain names; pandas tables lose the 0..n-1 index, NaN and 1e+01 forms."
+    md = "See [`f`](https://x.io/a.html#f).\n```python\ndef g(\n    p:str, # by [`f`](https://x.io/a.html#f) or [h](b.html)\n)\n```"
+    out = B.unlink_code(md)
+    assert "See [`f`](https://x.io/a.html#f)." in out and "# by f or h" in out and "](" not in out.split("```python")[1]
+    import pandas as pd
+    raw = pd.DataFrame({"a": [25.816, 1e-9, float("nan")], "b": ["x", "y", None]}).to_html()
+    assert "2.581600e+01" in raw and "NaN" in raw and "None" in raw                       # what pandas prints
+    html = B.tidy_table_html(raw)
+    soup = BeautifulSoup(html, "html.parser")
+    assert [th.get_text() for th in soup.select("thead th")] == ["a", "b"] and not soup.select("tbody th")
+    assert [td.get_text() for td in soup.select("tbody td")] == ["25.82", "x", "1.000e-09", "y", "", ""] and "NaN" not in html and "e+01" not in html
+    named = B.tidy_table_html(pd.DataFrame({"a": [1.5]}, index=pd.Index(["r"], name="k")).to_html())
+    assert BeautifulSoup(named, "html.parser").select_one("tbody th").get_text() == "r"     # a real index stays
+    # the sidebar's sections are the navigation; an unlisted notebook joins its predecessor's section
+    cfg = B.site_config(ROOT); pages = B.site_pages(cfg)
+    nav = B.site_nav(cfg, pages)
+    assert nav[0] == {"Overview": "index.md"} and {"Effects"} <= {k for x in nav if isinstance(x, dict) for k in x}
+    effects = next(x["Effects"] for x in nav if isinstance(x, dict) and "Effects" in x)
+    assert effects[:5] == ["matching.md", "neighbours.md", "effects.md", "weighting.md", "sensitivity.md"]
+    base = next(x["Base"] for x in nav if isinstance(x, dict) and "Base" in x)
+    assert base == [p.md for p in pages if p.src.name in ("00c_errors.ipynb", "00d_compute.ipynb")]
+    extra = B.Page(cfg["nbs_path"] / "02z_new.ipynb", "new.md", "New")
+    i = [p.md for p in pages].index("sensitivity.md")
+    nav2 = B.site_nav(cfg, pages[:i + 1] + [extra] + pages[i + 1:])
+    eff2 = next(x["Effects"] for x in nav2 if isinstance(x, dict) and "Effects" in x)
+    assert eff2[eff2.index("sensitivity.md") + 1] == "new.md"

@@ -63,6 +63,7 @@ def test_example_data_bad_input_one_line_status_2(tmp_path):
     assert cli("example-data", "nope", tmp_path/"n").returncode == 2       # argparse: an unknown example
 
 
+@pytest.mark.slow   # two end-to-end runs, about a minute each on 2 cores (make test-slow)
 @pytest.mark.parametrize("name", ["obd", "movielens"])
 def test_small_slice_end_to_end_report_in_chromium(name, tmp_path):
     "`example-data --users N`, then `demo --data` with tiny settings: the report judges without truth and renders."

@@ -3,7 +3,7 @@ locks, folders the pipeline does not own, hostile names in the report (in headle
 checkpoints planted in a run folder.
 
 Goals (issue 14): zero data loss, zero code execution, every corrupted output detected and recomputed with the same
-numbers. The quick run is shared with test_pipeline.py (`shared_run`); each test works on a copy of it. The kill in
+numbers. The quick run is shared with test_pipeline.py (conftest.py's `quick_run`); each test works on a copy of it. The kill in
 the first stage runs by default as a real SIGKILL in a subprocess; SIGKILL inside every other stage, and the
 corruptions that retrain CausalBert or re-run every baseline, are marked slow."""
 import gzip, json, os, pickle, shutil, signal, socket, subprocess, sys, textwrap, time
@@ -21,9 +21,8 @@ CHEAP = ("data", "discover", "estimate", "recommend", "report")   # stages that 
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    from test_pipeline import shared_run
-    return shared_run(tmp_path_factory)[0]
+def quick(quick_run):
+    return quick_run[0]
 
 
 def copy(src, dst):
@@ -110,15 +109,15 @@ SAME_CODE = textwrap.dedent("""
     import json, os
     from causal_llmrec import pipeline as P, runner as R
     _h = json.loads(os.environ.get('TEST_PIPELINE_HASHES', '{}'))   # the code the test process ran (files may change meanwhile)
-    R._SOURCE_HASHES.update(_h.get('sources', {}))
+    if 'package' in _h: R._PACKAGE_HASHES[R._PACKAGE_ROOT] = _h['package']
     for _n, _c in _h.get('stages', {}).items(): R._CODE_HASHES[R.STAGES[_n].fn] = _c
 """)
 
 
 def same_code_env():
-    "ENV plus the test process's stage code and module hashes, so a subprocess computes the same keys even while files are edited."
+    "ENV plus the test process's stage code and package source hashes, so a subprocess computes the same keys even while files are edited."
     from causal_llmrec import runner as P
-    h = dict(sources={m: P._module_source_hash(m) for s in STAGES.values() for m in s.modules},
+    h = dict(package=P.package_source_hash(),
              stages={n: P._code_hash(s.fn) for n, s in STAGES.items()})
     return {**ENV, "TEST_PIPELINE_HASHES": json.dumps(h)}
 
@@ -285,6 +284,7 @@ def test_stale_locks(quick, tmp_path, lock, taken):
         with pytest.raises(PipelineError, match="another-machine"): run_pipeline(out=run, config=Q, until="data", progress=False)
 
 
+@pytest.mark.slow   # two real pipeline processes: 1.5 min on 2 shared cores; test_second_writer_is_refused_while_the_first_lives keeps the lock in the default tier (make test-slow)
 def test_two_writers_at_once(quick, tmp_path):
     "A real second process starts while the first is inside a stage: it is refused; the folder holds the first one's run."
     run = copy(quick, tmp_path / "run")

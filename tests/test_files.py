@@ -148,3 +148,74 @@ def test_reading_parquet_never_aborts_the_interpreter(tmp_path):
     code = f"from causal_llmrec.files import read_parquet; read_parquet({str(tmp_path/'t.parquet')!r})"
     rcs = [subprocess.run([sys.executable, '-c', code], capture_output=True).returncode for _ in range(12)]
     assert rcs == [0]*12, rcs
+
+# --- issue 24: Parquet datasets (folders of parts), per-table keys, streaming checks ---
+from causal_llmrec import files as files_mod
+from causal_llmrec.files import read_dataset
+from causal_llmrec.compute import ComputeConfig, LogTooLargeError
+
+@pytest.fixture()
+def parted(tmp_path):
+    "A hive-partitioned impression log (3 days x 2 parts) whose users and items tables name their keys uid and iid."
+    rng = np.random.default_rng(1)
+    pd.DataFrame({'uid': np.arange(60), 'age': rng.integers(18, 70, 60)}).to_parquet(tmp_path/'users.parquet')
+    pd.DataFrame({'iid': np.arange(25), 'description': [f'item {i}' for i in range(25)]}).to_parquet(tmp_path/'items.parquet')
+    pairs = pd.DataFrame([(u, i) for u in range(60) for i in range(25)], columns=['user_id', 'item_id']).sample(900, random_state=0)
+    pairs['exposure'] = rng.integers(0, 2, len(pairs)); pairs['outcome'] = rng.integers(0, 2, len(pairs)); pairs['extra'] = 'x'
+    for d, chunk in enumerate(np.array_split(pairs, 3)):
+        p = tmp_path/'interactions'/f'day=2026-01-0{d + 1}'; p.mkdir(parents=True)
+        for j, c in enumerate(np.array_split(chunk, 2)): c.to_parquet(p/f'part-{j}.parquet', index=False)
+    return tmp_path
+
+def test_a_folder_of_parquet_parts_is_a_table(parted):
+    spec = read_spec(parted)
+    assert spec.interactions == 'interactions' and spec.users == 'users.parquet'
+    c = check_data(parted)                                          # keys not mapped yet: the message says how
+    assert not c.ok and {p.column for p in c.problems} == {'user_id', 'item_id'}
+    assert all('missing (needed as' in p.what and 'keys: {' in p.fix for p in c.problems)
+    good = dict(interactions='interactions', users='users.parquet', items='items.parquet', keys={'users': 'uid', 'items': 'iid'}, base=str(parted))
+    c = check_data(good)
+    assert c.ok, c
+    assert c.tables['interactions'][1] == 900 and '6 Parquet parts' in c.tables['interactions'][0] and 'day' in c.tables['interactions'][2]
+    d = load_data(good)
+    assert len(d) == 900 and set(d.interactions.columns) == {'user_id', 'item_id', 'exposure', 'outcome'}
+    assert d.users.index.name == 'user_id' and list(d.users.columns) == ['age'] and d.items.index.name == 'item_id'
+
+def test_streamed_check_names_the_part_and_its_rows(parted):
+    part = parted/'interactions'/'day=2026-01-02'/'part-1.parquet'
+    df = pd.read_parquet(part); df.loc[df.index[4], 'outcome'] = 3; df.loc[df.index[7], 'user_id'] = 999; df.to_parquet(part, index=False)
+    good = dict(interactions='interactions', users='users.parquet', items='items.parquet', keys={'users': 'uid', 'items': 'iid'}, base=str(parted))
+    c = check_data(good)
+    probs = {p.column: p for p in c.problems}
+    assert set(probs) == {'outcome', 'user_id'} and all(p.file == str(part) for p in c.problems)
+    assert probs['outcome'].rows == '5' and '0/1' in probs['outcome'].what
+    assert probs['user_id'].rows == '8' and 'absent from users.parquet' in probs['user_id'].what
+
+def test_streaming_keeps_rows_across_batches(parted, monkeypatch):
+    monkeypatch.setattr(files_mod, 'BATCH_ROWS', 40)                 # several batches per part: rows still count from the part's start
+    part = parted/'interactions'/'day=2026-01-01'/'part-0.parquet'
+    df = pd.read_parquet(part); df.loc[df.index[[3, 97]], 'exposure'] = 7; df.to_parquet(part, index=False)
+    c = check_data(dict(interactions='interactions', keys={'users': 'uid'}, base=str(parted)))
+    assert [p.column for p in c.problems] == ['exposure'] and c.problems[0].rows == '4'   # one problem per part and column: the first batch's
+    assert '1 later batch(es) of this part have it too' in c.problems[0].what
+    monkeypatch.setattr(files_mod, 'BATCH_ROWS', 1000)
+    c = check_data(dict(interactions='interactions', base=str(parted)))
+    assert c.problems[0].rows == '4, 98'
+
+def test_a_large_single_parquet_file_is_streamed(shop, monkeypatch):
+    pd.read_csv(shop/'log.csv').to_parquet(shop/'log.parquet')
+    spec = dict(interactions='log.parquet', users='people.csv', items='catalogue.parquet', base=str(shop),
+                columns=dict(user_id='uid', item_id='sku', exposure='shown', outcome='bought', propensity='p'))
+    assert check_data(spec).ok and not any('batches' in n for n in check_data(spec).notes)
+    monkeypatch.setattr(files_mod, 'STREAM_ROWS', 100)
+    c = check_data(spec)
+    assert c.ok and any('checked in batches' in n for n in c.notes)
+
+def test_keys_are_validated():
+    with pytest.raises(DataError, match='keys has unknown table'): DataSpec(interactions='x.csv', keys={'people': 'uid'})
+    with pytest.raises(DataError, match='keys must name columns'): DataSpec(interactions='x.csv', keys={'users': 3})
+    assert DataSpec(interactions='x.csv', keys={'users': 'uid'}).key('users') == 'uid' and DataSpec(interactions='x.csv').key('items') == 'item_id'
+
+def test_too_large_for_memory_is_refused(parted):
+    with pytest.raises(LogTooLargeError, match='900 rows in 6 Parquet part'): read_dataset(parted/'interactions', config=ComputeConfig(memory_fraction=1e-9))
+    assert list(read_dataset(parted/'interactions', ['exposure']).columns) == ['exposure']

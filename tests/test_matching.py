@@ -449,3 +449,32 @@ def test_match_refuses_a_tie_explosion_on_a_score_with_few_values():
         match(df, 't', 'y', ['x'])
     small = df.iloc[:2000]      # the same design at 2,000 units stays under the limit and matches
     assert abs(match(small, 't', 'y', ['x']).estimate - 1.0) < 0.1
+
+
+def test_match_sorts_each_group_once_for_every_search_and_guard(monkeypatch):
+    "The 1-D engine's sort of each group serves the pairs, the variance's within-group searches and the tie guard: two sorts in all."
+    import numpy as np, pandas as pd
+    from causal_llmrec import matching
+    from causal_llmrec.neighbours import _argsort_stable
+    calls = []
+    monkeypatch.setattr(matching, '_argsort_stable', lambda a: calls.append(len(a)) or _argsort_stable(a))
+    rng = np.random.default_rng(3); n = 5000
+    df = pd.DataFrame({'x': rng.standard_normal(n)}); df['t'] = (rng.random(n) < 1 / (1 + np.exp(-df.x))).astype(int); df['y'] = df.x + df.t + rng.standard_normal(n)
+    for estimand in ('ATT', 'ATE'):
+        calls.clear(); r = match(df, 't', 'y', ['x'], estimand=estimand, var_matches=2, ps_variance='ai2006')
+        assert sorted(calls) == sorted([int(df.t.sum()), int((1 - df.t).sum())]) and np.isfinite(r.se)
+
+def test_speed_comparison_names_a_path_that_got_slower_relative_to_its_same_run_reference():
+    "bench/matching_speed.py --compare: ours' time is read relative to the same run's numpy / sklearn time, so load alone flags nothing."
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location('matching_speed', Path(__file__).resolve().parents[1] / 'bench/matching_speed.py')
+    ms = importlib.util.module_from_spec(spec); spec.loader.exec_module(ms)
+    row = lambda job, tool, s: dict(n=10**6, job=job, tool=tool, seconds=s)
+    ref = [row('ps_repl', 'ours', 0.10), row('ps_repl', 'numpy', 0.20), row('maha', 'ours', 20.0), row('maha', 'sklearn', 150.0)]
+    loaded = [row('ps_repl', 'ours', 0.30), row('ps_repl', 'numpy', 0.60), row('maha', 'ours', 40.0), row('maha', 'sklearn', 300.0)]
+    table, slower = ms.compare(ref, loaded, 0.2)
+    assert not slower and len(table) == 2 and np.allclose(table.change, 0)      # everything 2-3x slower: the machine, not the code
+    regressed = [row('ps_repl', 'ours', 0.13), row('ps_repl', 'numpy', 0.20), row('maha', 'ours', 23.0), row('maha', 'sklearn', 150.0)]
+    table, slower = ms.compare(ref, regressed, 0.2)
+    assert len(slower) == 1 and 'ps_repl' in slower[0] and '+30%' in slower[0]     # 30% slower is named; 15% (maha) is not

@@ -35,3 +35,29 @@ def test_engines_agree_with_brute_force_under_a_relative_tolerance(engine, k):
     want = _brute(Q, R, k, rtol)
     assert all(set(j[ptr[i]:ptr[i + 1]].tolist()) == want[i] for i in range(len(Q)))
     assert any(len(w) > k for w in want)                              # ties beyond k did occur
+
+def test_matching_error_is_the_package_error_and_a_value_error():
+    from causal_llmrec.errors import CausalLLMRecError
+    assert issubclass(MatchingError, CausalLLMRecError) and issubclass(MatchingError, ValueError)
+    with pytest.raises(CausalLLMRecError, match='Zr is empty'): nearest_neighbours(np.zeros(3), np.zeros(0))
+
+def test_a_given_sort_is_reused_and_gives_the_same_answer():
+    from causal_llmrec.neighbours import _argsort_stable
+    rng = np.random.default_rng(0)
+    for q, r, k, cal in [(rng.random(3000), rng.random(7000), 1, np.inf), (np.round(rng.random(3000), 2), np.round(rng.random(7000), 2), 3, np.inf),
+                         (rng.random(60000), rng.random(90000), 2, 1e-5)]:
+        fresh = _knn_1d(q, r, k, 0.0, cal, 1e-9)
+        given = _knn_1d(q, r, k, 0.0, cal, 1e-9, q_sorted=_argsort_stable(q), r_sorted=_argsort_stable(r))
+        assert all(np.array_equal(a, b) for a, b in zip(fresh, given))
+
+def test_tie_guard_counts_the_searched_ranges_before_building_pairs():
+    "A line with 3 values: the guard's count is the exact number of tied pairs the search would build, and it refuses above the limit."
+    from causal_llmrec.neighbours import _TieOverflow
+    rng = np.random.default_rng(1)
+    q = rng.integers(0, 3, 400).astype(float); r = rng.integers(0, 3, 900).astype(float)
+    ptr, j, d = _knn_1d(q, r, 1)
+    want = sum(int((r == v).sum()) for v in q)                           # each query ties with every reference of its value
+    assert ptr[-1] == want
+    assert _knn_1d(q, r, 1, max_ties=want - len(q))[0][-1] == want     # exactly at the limit: allowed
+    with pytest.raises(_TieOverflow) as e: _knn_1d(q, r, 1, max_ties=want - len(q) - 1)
+    assert e.value.pairs == want and e.value.queries == len(q) and isinstance(e.value, MatchingError)

@@ -99,3 +99,52 @@ def test_long_fields_are_cut_before_tokenising():
     with pytest.warns(UserWarning, match='were cut'):
         ut = user_texts(d, max_field_chars=50)
     assert all(len(s) < 600 for s in ut)
+
+
+# ---- per-field texts (issue 23)
+from causal_llmrec.text import text_fields, pair_texts, free_text_columns, FIELD_BUDGETS
+
+def _shop_text():
+    d = _shop()
+    d.users['bio'] = ['i love hiking boots and rainy autumn walks in the hills', 'city living, sneakers only, never without a hat on']
+    d.items['blurb'] = ['rugged leather shoes made for long muddy walks outdoors', 'a soft woollen hat that keeps you warm all winter']
+    return d
+
+def test_text_fields_one_column_per_field_detected_without_info():
+    d = _shop_text()
+    assert free_text_columns(d.users) == ['bio'] and free_text_columns(d.items) == ['blurb']
+    uf, itf = text_fields(d)
+    assert list(uf.columns) == ['profile', 'bio', 'history'] and list(itf.columns) == ['title', 'blurb']
+    assert uf.loc[1, 'bio'] == 'i love hiking boots and rainy autumn walks in the hills'
+    assert 'bio' not in uf.loc[1, 'profile'] and 'region north' in uf.loc[1, 'profile']
+    assert 'rugged leather shoes' in uf.loc[1, 'history']             # history items read with their free text
+    d.info['text_columns'] = {'users': [], 'items': ['blurb']}         # the data's own declaration wins over detection
+    uf2, _ = text_fields(d)
+    assert list(uf2.columns) == ['profile', 'history']
+
+def test_text_fields_budgets_and_missing_text():
+    d = _shop_text(); d.users.loc[2, 'bio'] = None
+    tok = default_tokenizer()
+    with pytest.warns(UserWarning, match='token budget'):
+        uf, itf = text_fields(d, budgets={'bio': 6})
+    assert all(len(tok(s)['input_ids']) <= 6 for s in uf.bio) and uf.loc[2, 'bio'] == 'no bio given'
+    with pytest.raises(ValueError, match='budgets'): text_fields(d, budgets={'bio': 1})
+    with pytest.raises(ValueError, match='lacks'): text_fields(d, text_columns={'users': ['nope']})
+    with pytest.raises(TypeError, match='RecData'): text_fields(d.users)
+
+def test_text_fields_on_movielens_and_pair_texts(small):
+    uf, itf = text_fields(small)
+    assert list(uf.columns) == ['profile', 'history'] and list(itf.columns) == ['title']
+    tok = default_tokenizer()
+    assert uf.history.map(lambda s: len(tok(s)['input_ids'])).max() <= FIELD_BUDGETS['history']
+    pairs = small.interactions[['user_id', 'item_id']].head(5)
+    X = pair_texts(pairs, uf, itf)
+    assert list(X.columns) == ['user_id', 'item_id', 'u:profile', 'u:history', 'i:title']
+    assert (X['i:title'].to_numpy() == itf.title.loc[pairs.item_id].to_numpy()).all()
+    assert list(pair_texts(pairs, uf.profile, itf.title).columns[2:]) == ['u:text', 'i:text']
+    with pytest.raises(ValueError, match='no texts'): pair_texts(pairs.assign(item_id=-5), uf, itf)
+
+def test_text_fields_templates():
+    d = _shop_text()
+    uf, itf = text_fields(d, user_template='a {tier} customer in the {region}', item_template='{brand} {category}', popularity=False)
+    assert uf.loc[2, 'profile'] == 'a basic customer in the south. 1 past interactions' and itf.title.tolist() == ['acme shoes.', 'zeta hats.']

@@ -1,4 +1,5 @@
-"Sato et al. world (truth, parameters, reproducibility, bad input) and cold-start splits for causal_llmrec.worlds."
+"Sato et al. world (truth, parameters, reproducibility, bad input), cold-start splits and text worlds for causal_llmrec.worlds."
+import re
 import numpy as np, pandas as pd, pytest
 from causal_llmrec.data import RecData, DataError, simulate
 from causal_llmrec import worlds
@@ -234,3 +235,190 @@ def test_cold_start_split_bad_input(small):
     with pytest.raises(DataError, match='no pairs to split'): cold_start_split(pd.DataFrame({'user_id': [], 'item_id': []}))
     sp = cold_start_split(small)
     with pytest.raises(ValueError, match='slice must be one of'): sp.rows('test', 'lukewarm')
+
+# ---- text worlds ---------------------------------------------------------------------------------------------------
+
+from causal_llmrec.worlds import (text_world, text_world_family, TextWorld, TEXT_WORLD_VOCAB, TEXT_WORLD_MECHANISMS,
+                                  TEXT_COVARIATES, TEXT_FILLER_WORDS, TEXT_FAMILY_GRID)
+
+def _agree(w:TextWorld, pairs:pd.DataFrame)->np.ndarray:
+    return worlds._agreement(w.hidden['t'].reindex(pairs.user_id).to_numpy(), w.hidden['m'].reindex(pairs.item_id).to_numpy(),
+                             w.params['attribute'], w.params['n_levels'])
+
+@pytest.fixture(scope='module')
+def tworld(movielens):
+    return text_world(movielens, seed=0)
+
+def test_text_world_is_fast_and_consistent(movielens, tworld):
+    import time
+    t0 = time.perf_counter(); w = text_world(movielens, seed=5); assert time.perf_counter() - t0 < 5
+    it, tr = tworld.data.interactions, tworld.truth
+    assert isinstance(tworld, TextWorld) and len(it) == len(tr) == 300*40 and tworld.data.n_items == 1682
+    assert list(tr.columns) == ['propensity', 'mu0', 'mu1', 'tau', 'y0', 'y1']
+    assert np.allclose(tr.tau, tr.mu1 - tr.mu0) and np.array_equal(it.outcome, np.where(it.exposure == 1, tr.y1, tr.y0))
+    assert np.array_equal(it.propensity, tr.propensity) and tr.propensity.between(0.02, 0.98).all()
+    assert abs(tr.propensity.mean() - 0.3) < 1e-3 and abs(tr.mu0.mean() - 0.15) < 1e-3
+    assert ((tr.y1 >= tr.y0) | (tr.mu1 < tr.mu0)).all()                  # one shared uniform per pair
+    assert tworld.data.name.startswith('text-movielens(') and tworld.data.info['text_columns'] == {'users': ['taste'], 'items': ['description']}
+    assert 'TextWorld(' in repr(tworld) and 'naive difference' in repr(tworld)
+    assert set(tworld.true_graph().nodes) == set(TEXT_COVARIATES + ['exposure', 'outcome'])
+    assert ('agreement', 'exposure') in tworld.true_graph(latent=True).edges
+
+def test_text_world_potential_outcomes_match_truth(tworld):
+    it = tworld.data.interactions
+    po = tworld.potential_outcomes(it.sample(frac=1, random_state=0)[['user_id', 'item_id']]).set_axis(it.sample(frac=1, random_state=0).index)
+    for c in ('propensity', 'mu0', 'mu1', 'tau'): np.testing.assert_allclose(po[c].sort_index(), tworld.truth[c], atol=1e-12)
+    pd.testing.assert_frame_equal(tworld.pair_features(it), tworld.frame()[TEXT_COVARIATES])
+
+def test_text_world_is_deterministic(movielens, tworld):
+    again = text_world(movielens, seed=0)
+    pd.testing.assert_frame_equal(again.data.interactions, tworld.data.interactions)
+    pd.testing.assert_frame_equal(again.truth, tworld.truth)
+    pd.testing.assert_frame_equal(again.data.users, tworld.data.users); pd.testing.assert_frame_equal(again.data.items, tworld.data.items)
+    other = text_world(movielens, seed=1)
+    assert not other.data.users.index.equals(tworld.data.users.index) and not other.data.items.description.equals(tworld.data.items.description)
+    # the same seed with other knobs: the same users, texts and candidates, other probabilities
+    g2 = text_world(movielens, seed=0, confounding=2.0, modification=0.0)
+    pd.testing.assert_frame_equal(g2.data.interactions[['user_id', 'item_id']], tworld.data.interactions[['user_id', 'item_id']])
+    assert g2.data.users.taste.equals(tworld.data.users.taste) and not np.allclose(g2.truth.tau, tworld.truth.tau)
+
+def test_text_world_latent_never_in_the_tables(tworld):
+    fr, it = tworld.frame(), tworld.data.interactions
+    assert list(fr.columns) == ['user_id', 'item_id'] + TEXT_COVARIATES + ['exposure', 'outcome']
+    a = _agree(tworld, it)
+    for c in fr.columns: assert not np.array_equal(fr[c].to_numpy(float), a)
+    t, m, lab = tworld.hidden['t'], tworld.hidden['m'], tworld.hidden['labels']
+    for df, lv in ((tworld.data.users, t), (tworld.data.items, m)):
+        names = lv.map(lambda x: lab[x])
+        for c in df.columns:
+            col = df[c].reindex(lv.index)
+            assert not col.astype(str).equals(lv.astype(str)) and not col.astype(str).equals(names)
+            if pd.api.types.is_numeric_dtype(col):      # no tabular column is (nearly) a function of the latent level
+                assert col.groupby(lv.to_numpy()).mean().std() < 0.5*col.std() + 1e-12
+    lat = tworld.latent()
+    assert set(lat.kind) == {'user', 'item'} and lat[lat.kind == 'item'].new.sum() == len(tworld.new_items)
+
+def test_text_world_texts_state_the_level(tworld):
+    items, t, m = tworld.data.items, tworld.hidden['t'], tworld.hidden['m']
+    vocab = TEXT_WORLD_VOCAB['topic']
+    for i in items.index[:200]:
+        words = worlds._words(items.description[i]) - TEXT_FILLER_WORDS
+        own = set(vocab[m[i]][2] if i in tworld.new_items else vocab[m[i]][1])
+        assert words and words <= own, (items.description[i], m[i])
+    for u in tworld.data.users.index[:100]:
+        words = worlds._words(tworld.data.users.taste[u]) - TEXT_FILLER_WORDS
+        assert words and words <= set(vocab[t[u]][1])
+    # many phrasings per level
+    assert items.description.groupby(m).nunique().min() > 100 and tworld.data.users.taste.nunique() > 250
+
+def test_text_world_confounding_zero_leaves_propensity_tabular(movielens):
+    w0 = text_world(movielens, confounding=0.0, modification=1.0, seed=2)
+    w1 = text_world(movielens, confounding=1.0, modification=1.0, seed=2)
+    def resid(w):
+        f, e = w.frame(), w.truth.propensity.to_numpy(); keep = (e > 0.0201) & (e < 0.9799)
+        X = np.c_[np.ones(keep.sum()), f.loc[keep, ['item_popularity', 'user_activity', 'user_age']].to_numpy(float)]
+        y = np.log(e[keep]/(1 - e[keep])); return np.abs(y - X @ np.linalg.lstsq(X, y, rcond=None)[0]).max()
+    assert resid(w0) < 1e-9 and resid(w1) > 0.5
+    a0 = _agree(w0, w0.data.interactions) == 1
+    assert abs(w0.truth.propensity[a0].mean() - w0.truth.propensity[~a0].mean()) < 0.03
+    a1 = _agree(w1, w1.data.interactions) == 1
+    assert w1.truth.propensity[a1].mean() > w1.truth.propensity[~a1].mean() + 0.15
+    # modification 0: the effect's logit ignores the agreement (at confounding 0, tau does too)
+    w00 = text_world(movielens, confounding=0.0, modification=0.0, seed=2)
+    lg = lambda p: np.log(p/(1 - p))
+    eff = lg(w00.truth.mu1.to_numpy()) - lg(w00.truth.mu0.to_numpy())
+    X = np.c_[np.ones(len(eff)), w00.frame().item_popularity.to_numpy()]
+    assert np.abs(eff - X @ np.linalg.lstsq(X, eff, rcond=None)[0]).max() < 1e-9
+
+def test_text_world_naive_bias_grows_with_confounding(movielens):
+    bias = {g: np.mean([(lambda w: w.naive - w.att)(text_world(movielens, n_users=150, confounding=g, seed=s)) for s in range(3)])
+            for g in (0.0, 1.0, 2.0)}
+    assert bias[0.0] < bias[1.0] < bias[2.0] and bias[2.0] - bias[0.0] > 0.05
+
+def test_text_world_new_items_use_held_out_words(tworld):
+    new, items = tworld.new_items, tworld.data.items
+    assert len(new) == round(0.1*1682)
+    it = tworld.data.interactions
+    assert not it.item_id.isin(new).any() and not tworld.data.history.item_id.isin(new).any()
+    logged = items.index[items.index.isin(it.item_id)]
+    logged_words = set().union(*map(worlds._words, items.description[logged]))
+    content = set().union(*map(worlds._words, items.description[new])) - TEXT_FILLER_WORDS
+    assert content and not content & logged_words
+    assert not content & set().union(*map(worlds._words, items.description.drop(new)), *map(worlds._words, tworld.data.users.taste))
+    assert text_world(n_users=20, new_item_frac=0.0, seed=0).new_items.empty
+
+def test_text_world_catalogue(tworld):
+    users = tworld.data.users.index[:10]
+    cat = tworld.catalogue(users)
+    assert list(cat.columns) == ['user_id', 'item_id'] + TEXT_COVARIATES + ['propensity', 'mu0', 'mu1', 'tau']
+    rated = tworld.data.history[tworld.data.history.user_id.isin(users)]
+    assert len(cat) == 10*1682 - len(rated) and cat.item_id.isin(tworld.new_items).sum() == 10*len(tworld.new_items)
+    m = tworld.data.interactions.reset_index().merge(cat, on=['user_id', 'item_id'])
+    assert len(m) == 400 and np.allclose(m.tau, tworld.truth.tau.to_numpy()[m['index']])
+    with pytest.raises(DataError, match='not in this world'): tworld.catalogue([99_999])
+
+@pytest.mark.parametrize('mechanism', ['history', 'both'])
+def test_text_world_history_taste(movielens, mechanism):
+    w = text_world(movielens, n_users=80, mechanism=mechanism, seed=3)
+    assert ('taste' in w.data.users) == (mechanism == 'both') and w.data.info['text_columns']['users'] == (['taste'] if mechanism == 'both' else [])
+    h = w.data.history.sort_values(['user_id', 'timestamp'], kind='mergesort').groupby('user_id').tail(10)
+    for u, items in h.groupby('user_id').item_id:
+        counts = w.hidden['m'].reindex(items).value_counts()
+        assert counts.get(w.hidden['t'][u], 0) == counts.max()
+
+def test_text_world_sentiment_graded(movielens):
+    w = text_world(movielens, n_users=60, attribute='sentiment', n_levels=5, seed=0)
+    a = _agree(w, w.data.interactions)
+    assert set(np.round(np.unique(a), 6)) <= {0.0, 0.25, 0.5, 0.75, 1.0} and len(np.unique(a)) == 5
+    assert [l for l, *_ in TEXT_WORLD_VOCAB['sentiment']] == list(w.hidden['labels'])
+
+def test_text_world_write_and_load(tworld, tmp_path):
+    from causal_llmrec.files import load_data, check_data
+    rows = tworld.write(tmp_path/'tw')
+    assert rows['interactions.csv'] == 12_000 and (tmp_path/'tw'/'data.yaml').exists()
+    back = load_data(tmp_path/'tw')
+    assert check_data(tmp_path/'tw').ok
+    it = tworld.data.interactions
+    assert back.interactions[['user_id', 'item_id', 'exposure']].equals(it[['user_id', 'item_id', 'exposure']])
+    np.testing.assert_allclose(back.interactions.outcome, it.outcome); np.testing.assert_allclose(back.interactions.propensity, it.propensity)
+    assert back.users.taste.equals(tworld.data.users.taste) and back.items.description.equals(tworld.data.items.description)
+    assert back.history[['user_id', 'item_id']].equals(tworld.data.history[['user_id', 'item_id']])
+
+def test_text_world_family(movielens):
+    got = list(text_world_family({'confounding': [0.0, 1.0], 'mechanism': ['stated', 'history']}, seeds=[0, 1], n_users=30, base=movielens))
+    assert [s for s, _ in got][:3] == [dict(confounding=0.0, mechanism='stated', seed=0), dict(confounding=0.0, mechanism='stated', seed=1),
+                                      dict(confounding=0.0, mechanism='history', seed=0)]
+    assert len(got) == 8 and all(w.params['n_users'] == 30 and w.params['confounding'] == s['confounding'] for s, w in got)
+    lst = list(text_world_family([dict(modification=0.0)], seeds=[4], n_users=20, base=movielens))
+    assert lst[0][1].params['modification'] == 0.0 and lst[0][1].params['seed'] == 4
+    assert TEXT_FAMILY_GRID == dict(confounding=[0.0, 1.0, 2.0], modification=[0.0, 1.0], mechanism=list(TEXT_WORLD_MECHANISMS))
+
+TBAD = [(dict(n_levels=1), ValueError, 'n_levels must be an integer in [2, 8]'),
+        (dict(attribute='sentiment', n_levels=6), ValueError, 'n_levels must be an integer in [2, 5]'),
+        (dict(new_item_frac=1.0), ValueError, 'new_item_frac must be a number in [0, 1)'),
+        (dict(new_item_frac=-0.2), ValueError, 'new_item_frac must be a number in [0, 1)'),
+        (dict(exposure_rate=0.0), ValueError, 'exposure_rate must be a number in (0, 1)'),
+        (dict(base_rate=1.5), ValueError, 'base_rate must be a number in (0, 1)'),
+        (dict(mechanism='reviews'), ValueError, 'mechanism must be one of'),
+        (dict(attribute='genre'), ValueError, 'attribute must be one of'),
+        (dict(confounding=-1.0), ValueError, 'confounding must be a number in [0, inf)'),
+        (dict(modification=float('nan')), ValueError, 'modification must be a number'),
+        (dict(n_candidates=0), ValueError, 'n_candidates must be an integer >= 1'),
+        (dict(n_users=0), ValueError, 'n_users must be an integer in [1, 943]'),
+        (dict(n_history=0), ValueError, 'n_history must be an integer >= 1'),
+        (dict(seed=-3), ValueError, 'seed must be a non-negative integer'),
+        (dict(base='ml-100k'), TypeError, 'base must be a RecData')]
+
+@pytest.mark.parametrize('kw,exc,msg', TBAD, ids=[str(b[0]) for b in TBAD])
+def test_text_world_bad_settings(movielens, kw, exc, msg):
+    kw = {'base': movielens, **kw}
+    with pytest.raises(exc, match=re.escape(msg)): text_world(**kw)
+
+def test_text_world_family_bad_settings(movielens):
+    with pytest.raises(ValueError, match=re.escape("unknown text_world parameter(s) ['gamma']")): next(text_world_family({'gamma': [1]}))
+    with pytest.raises(ValueError, match='both varied in settings and fixed'): next(text_world_family({'confounding': [1.0]}, confounding=2.0))
+    with pytest.raises(ValueError, match='must be a list of values'): next(text_world_family({'confounding': 1.0}))
+    with pytest.raises(TypeError, match='settings must be a dict of lists'): next(text_world_family('strong'))
+    with pytest.raises(ValueError, match='seeds is empty'): next(text_world_family(seeds=[]))
+    with pytest.raises(DataError, match='needs base.history'):
+        text_world(RecData(movielens.users, movielens.items, movielens.interactions))

@@ -145,3 +145,53 @@ class Browser:
         data = self.send('Page.captureScreenshot', format='png')['data']
         Path(path).write_bytes(base64.b64decode(data))
         return Path(path)
+
+
+# what a reader must never see: a page wider than the window, and Markdown that was not rendered
+_PROBLEMS_JS = r"""(() => {
+  const out = [], de = document.documentElement, W = de.clientWidth;
+  if (de.scrollWidth > W + 1) {
+    const wide = [...document.body.querySelectorAll('*')].filter(e => {
+        const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+        return r.width > 0 && r.right > W + 1 && s.position !== 'fixed' && s.visibility !== 'hidden'; })
+      .filter((e, _, all) => !all.some(o => o !== e && e.contains(o)))       // the innermost offenders
+      .slice(0, 3).map(e => `<${e.tagName.toLowerCase()}${e.className ? ' class="' + e.className + '"' : ''}> to ${Math.round(e.getBoundingClientRect().right)}px: `
+                            + JSON.stringify((e.innerText || '').slice(0, 60)));
+    out.push(`horizontal overflow: the page is ${de.scrollWidth}px wide in a ${W}px window; ${wide.join('; ')}`);
+  }
+  const code = /^(PRE|CODE|KBD|SAMP)$/, skip = /^(SCRIPT|STYLE|TEXTAREA|NOSCRIPT|TEMPLATE)$/;
+  const link = /\]\((https?:\/\/|\.{0,2}\/?[\w\/.-]+\.(html|md|ipynb)\b)/;   // a Markdown link left as text
+  const prose = [[/\]\(/, 'a Markdown link'], [/\*\*[^*\s][^*]*\*\*/, 'Markdown bold'], [/```/, 'a code fence'],
+                 [/`[^`\s][^`]*`/, 'inline code in backticks'], [/^\s{0,3}#{1,6}\s/, 'a Markdown heading']];
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    let inCode = false, hidden = false;
+    for (let e = n.parentElement; e; e = e.parentElement) {
+      if (skip.test(e.tagName) || e.classList.contains('MathJax_Preview') || e.classList.contains('arithmatex')) { hidden = true; break; }
+      if (code.test(e.tagName)) inCode = true;
+    }
+    if (hidden || !n.textContent.trim() || !n.parentElement.getClientRects().length) continue;
+    const t = n.textContent;
+    // in code, only a rendered signature (a block that starts with def/class, as show_doc writes it) may not carry Markdown:
+    // other code, like this docs page's examples of link syntax, is shown as written
+    const pre = inCode ? n.parentElement.closest('pre') : null;
+    const signature = pre !== null && /^\s*(async\s+)?(def|class)\s/.test(pre.textContent);
+    const hits = inCode ? (signature && link.test(t) ? ['a Markdown link'] : []) : prose.filter(([re]) => re.test(t)).map(([, what]) => what);
+    for (const what of hits) {
+      const key = what + t.slice(0, 40);
+      if (seen.has(key)) continue; seen.add(key);
+      const at = t.search(inCode ? link : prose.find(([, w]) => w === what)[0]);
+      out.push(`raw Markdown (${what}) in ${inCode ? 'code' : 'text'}: ` + JSON.stringify(t.slice(Math.max(0, at - 30), at + 50)));
+    }
+  }
+  return out;
+})()"""
+
+def page_problems(b:'Browser', # a `Browser` on a loaded page
+                 )->list: # plain descriptions, empty when the page is fine
+    """What a reader must never see on a page: horizontal overflow (`document.documentElement.scrollWidth` wider than the
+    window, with the innermost elements that stick out) and Markdown left as text (a `[..](..)` link, `**bold**`, a code
+    fence or backticks in the visible text, or a Markdown link inside a rendered signature: a code block that starts
+    with `def` or `class`, as `show_doc` writes it; other code is shown as written)."""
+    return b.eval(_PROBLEMS_JS)

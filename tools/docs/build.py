@@ -138,8 +138,11 @@ def site_pages(cfg:dict=None, # from `site_config`
 def site_nav(cfg:dict, # from `site_config`
              pages:list, # from `site_pages`
             )->list: # MkDocs `nav`: Markdown file names, with `{section: [...]}` for the sidebar's sections
-    "The MkDocs navigation from `nbs/sidebar.yml` (sections kept), so new notebooks need no change to `mkdocs.yml`."
+    """The MkDocs navigation from `nbs/sidebar.yml` (sections kept), so new notebooks need no change to `mkdocs.yml`: a notebook
+    the sidebar does not list goes after its predecessor in the pages' order, in that predecessor's section. The index page is
+    called 'Overview' (the site's name already heads the navigation)."""
     by_nb = {p.src.name: p.md for p in pages}
+    idx = next((p.md for p in pages if p.md == 'index.md'), None)
     def conv(obj):
         if isinstance(obj, str): return [by_nb[obj]] if obj in by_nb else []
         if isinstance(obj, list): return [x for o in obj for x in conv(o)]
@@ -149,9 +152,20 @@ def site_nav(cfg:dict, # from `site_config`
         return []
     sb = _sidebar(cfg)
     nav = conv(sb) if sb is not None else []
-    flat = json.dumps(nav)
-    if '{' not in flat: return [p.md for p in pages]  # a flat sidebar: the pages' order (unlisted notebooks in place)
-    return [p.md for p in pages if f'"{p.md}"' not in flat] + nav  # sections: the index and unlisted pages first
+    listed = set(re.findall(r'"([^"]+\.md)"', json.dumps(nav)))
+    def after(lst, prev, md):
+        "Insert `md` after `prev` in the (nested) list that holds `prev`; False when `prev` is not there."
+        for i, x in enumerate(lst):
+            if x == prev: lst.insert(i + 1, md); return True
+            if isinstance(x, dict) and any(after(v, prev, md) for v in x.values()): return True
+        return False
+    order = [p.md for p in pages]
+    for i, md in enumerate(order):   # unlisted pages (published like Quarto publishes them), after their predecessor
+        if md in listed: continue
+        prev = next((order[j] for j in range(i - 1, -1, -1) if order[j] in listed), None)
+        if prev is None or not after(nav, prev, md): nav.insert(0, md)
+        listed.add(md)
+    return [{'Overview': x} if x == idx else x for x in nav]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -374,6 +388,23 @@ def _outside_code(md, fn):
     return '\n'.join(out)
 
 
+_re_code_link = re.compile(r'\[(`?)([^\]\n]+?)\1\]\((?:<[^>]*>|[^)\s]+)\)')
+
+def unlink_code(md:str, # Markdown, e.g. a `show_doc` output
+               )->str: # the same Markdown with links inside fenced code blocks reduced to their text
+    """nbdev's doc links also rewrite names inside a signature's code block (`path:str, # written by [`save`](https://..)`),
+    where Markdown is not rendered and the link would show as raw text: inside fenced code, keep only the name."""
+    out, fence = [], None
+    for line in md.split('\n'):
+        m = re.match(r'^\s*(`{3,}|~{3,})', line)
+        if fence is None:
+            if m: fence = m.group(1)
+            out.append(line); continue
+        if line.strip().startswith(fence) and line.strip().strip(fence[0]) == '': fence = None; out.append(line); continue
+        out.append(_re_code_link.sub(lambda x: x.group(2), line))
+    return '\n'.join(out)
+
+
 def heading_ids(md:str, # a page's Markdown
                )->set: # the anchors MkDocs will give its headings (with `pandoc_id` as slugify)
     "The heading anchors of a Markdown page, as MkDocs' `toc` will make them (explicit `{#id}` attributes too)."
@@ -403,6 +434,38 @@ def _frontmatter(cells):
     return fm
 
 
+_re_sci = re.compile(r'^[+-]?\d+(?:\.\d+)?e[+-]\d+$', re.I)
+_NA = {'NaN', 'nan', 'None', '<NA>', 'NaT'}
+
+def tidy_table_html(html:str, # a notebook's HTML output holding pandas tables (`table.dataframe`)
+                   )->str: # the same output with its tables tidied for reading
+    """pandas' HTML tables as a reader wants them: the default 0..n-1 index column dropped, missing values (`NaN`, `None`)
+    as empty cells, and numbers printed in scientific notation (`2.581600e+01`) as plain ones with 4 significant digits.
+    pandas' scoped `<style>` goes too (the site's CSS styles the tables)."""
+    from bs4 import BeautifulSoup
+    soup = BeautifulSoup(html, 'html.parser')
+    tables = soup.select('table.dataframe')
+    if not tables: return html
+    for st in soup.find_all('style'): st.decompose()
+    for t in tables:
+        body = t.find('tbody')
+        rows = body.find_all('tr', recursive=False) if body else []
+        heads = [r.find(['th', 'td'], recursive=False) for r in rows]
+        labels = [h.get_text(strip=True) if h is not None and h.name == 'th' else None for h in heads]
+        hrows = t.find('thead').find_all('tr', recursive=False) if t.find('thead') else []
+        if rows and labels == [str(i) for i in range(len(rows))] and len(hrows) == 1:
+            for r in rows + hrows:
+                first = r.find(['th', 'td'], recursive=False)
+                if first is not None: first.decompose()
+        for td in t.find_all('td'):
+            v = td.get_text(strip=True)
+            if v in _NA: td.string = ''
+            elif _re_sci.match(v):
+                x = float(v)
+                td.string = f'{x:.4g}' if 1e-4 <= abs(x) < 1e6 or x == 0 else f'{x:.3e}'
+    return str(soup)
+
+
 def _output_md(o, stem, n, files):
     "One output of a code cell as Markdown (markdown > html > image > text), images written to `files`."
     t = o.get('output_type')
@@ -413,9 +476,10 @@ def _output_md(o, stem, n, files):
     if t == 'error': return _fence(_re_ansi.sub('', '\n'.join(o.get('traceback', [])) or f"{o.get('ename')}: {o.get('evalue')}"))
     d = o.get('data', {})
     j = lambda k: ''.join(d[k]) if isinstance(d[k], list) else d[k]
-    if 'text/markdown' in d: return j('text/markdown').strip()
+    if 'text/markdown' in d: return unlink_code(j('text/markdown').strip())
     if 'text/html' in d:
         html = j('text/html').strip()
+        if 'dataframe' in html: html = tidy_table_html(html)
         html = re.sub(r'\n\s*\n', '\n', html)  # a blank line would end Markdown's raw-HTML block
         return f'<div class="nb-output" markdown="0">\n{html}\n</div>'
     for mime, ext in (('image/png', 'png'), ('image/jpeg', 'jpg'), ('image/svg+xml', 'svg')):
