@@ -151,7 +151,8 @@ def merge(names, out):
     "One result from several runs (e.g. per-seed runs, or the defaults and the frozen encoder): rows and worlds concatenated, every command kept."
     runs = [json.loads((ROOT/'bench'/'results'/f'{n}.json').read_text()) for n in names]
     res = dict(runs[0], command=' ; '.join(r['command'] for r in runs), seeds=sorted({s for r in runs for s in r['seeds']}),
-               rows=list({(x['seed'], x['slice'], x['method']): x for r in runs for x in r['rows']}.values()),   # a world's baselines once worlds=[dict(w, run=r['command'].split('bert_text_check.py ')[-1]) for r in runs for w in r['worlds']],
+               rows=list({(x['seed'], x['slice'], x['method']): x for r in runs for x in r['rows']}.values()),   # a world's baselines once
+               worlds=[dict(w, run=r['command'].split('bert_text_check.py ')[-1]) for r in runs for w in r['worlds']],
                machine=' ; '.join(dict.fromkeys(r['machine'] for r in runs)), elapsed_s=sum(r['elapsed_s'] for r in runs), merged=names)
     p = ROOT/'bench'/'results'
     (p/f'{out}.json').write_text(json.dumps(res, indent=1, default=float)); (p/f'{out}.md').write_text(render(res))

@@ -650,7 +650,7 @@ report:
 estimate:
   adjustment: all                # the graph's set was item_year alone: its ~70 tied propensities made matching run out of memory
   segments: [user_age, item_year]   # the default segments name columns of the simulated world
-train:                           # ~90,000 training pairs: 20 encoder steps, 8 head epochs, 2 folds: 12.5 min at load 7
+train:                           # ~90,000 training pairs: the frozen encoder and few head epochs keep the example short
   encoder_steps: 0               # the pretrained encoder, frozen: its texts are encoded once
   head_epochs: 4                 # the heads see every training pair 4 times
   head_batch_size: 4096

@@ -282,7 +282,7 @@ def _load_bert(s, seed, covariates=None):
 def stage_train(ctx):
     "Fine-tune CausalBert on the training users' pairs; predict propensity, Q0, Q1 and tau for every pair."
     import torch
-    from causal_llmrec.text import texts
+    from causal_llmrec.text import text_fields
     from causal_llmrec.bert import CausalBert, predict
     from causal_llmrec.bert_train import TrainConfig, fit
     from causal_llmrec.bert_effects import cross_fit, estimate_effects
@@ -297,9 +297,12 @@ def stage_train(ctx):
     if ctx.cfg.data.source == 'files':      # the user's own templates (data spec), else neutral or MovieLens wording by the data's name
         from causal_llmrec.files import read_spec
         sp = read_spec(ctx.cfg.data.path); tmpl = dict(user_template=sp.user_template, item_template=sp.item_template)
-    ut, itx = texts(data, n_history=s.n_history, max_tokens=s.max_length, **tmpl)
-    ctx.write_csv('user_texts.csv.gz', ut.rename('text').reset_index())
-    ctx.write_csv('item_texts.csv.gz', itx.rename('text').reset_index())
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')    # cuts to the fields' token budgets are expected
+        from causal_llmrec.text import FIELD_BUDGETS   # one column per field, none longer than the model reads: a short decisive field is not drowned
+        ut, itx = text_fields(data, n_history=s.n_history, budgets={k: min(v, s.max_length) for k, v in FIELD_BUDGETS.items()}, **tmpl)
+    ctx.write_csv('user_texts.csv.gz', ut.reset_index())
+    ctx.write_csv('item_texts.csv.gz', itx.reset_index())
     frame = d['frame'].reset_index(drop=True)
     covs, cov_source = _adjustment(ctx, frame, d['covariates']) if s.inputs != 'text' else ([], 'none (inputs: text)')
     model = _load_bert(s, seed, covs)
@@ -363,8 +366,8 @@ def stage_recommend(ctx):
     from causal_llmrec.rank import rank
     s = ctx.cfg.rank
     d = _read_bundle(ctx); data = d['data']
-    ut = ctx.read_csv('train', 'user_texts.csv.gz').set_index(USER)['text']
-    itx = ctx.read_csv('train', 'item_texts.csv.gz').set_index(ITEM)['text']
+    ut = ctx.read_csv('train', 'user_texts.csv.gz').set_index(USER)
+    itx = ctx.read_csv('train', 'item_texts.csv.gz').set_index(ITEM)
     model = CausalBert.from_pretrained(ctx.input('train', 'model'), device=ctx.cfg.device if ctx.cfg.device != 'auto' else 'cpu')
     graph = _load_graph(ctx.run.out)
     w = _catalogue_world(ctx, d)
@@ -400,8 +403,8 @@ def _catalogue_pairs(ctx, d, test_users)->pd.DataFrame|None:
 def _bert_scores(ctx, pairs)->pd.DataFrame:
     "The trained CausalBert's tau_hat and click head q1 for any pairs of the run's users and items (it encodes each text once)."
     from causal_llmrec.bert import CausalBert, predict
-    ut = ctx.read_csv('train', 'user_texts.csv.gz').set_index(USER)['text']
-    itx = ctx.read_csv('train', 'item_texts.csv.gz').set_index(ITEM)['text']
+    ut = ctx.read_csv('train', 'user_texts.csv.gz').set_index(USER)
+    itx = ctx.read_csv('train', 'item_texts.csv.gz').set_index(ITEM)
     model = CausalBert.from_pretrained(ctx.input('train', 'model'), device=ctx.cfg.device if ctx.cfg.device != 'auto' else 'cpu')
     p = predict(model, pairs[[USER, ITEM] + model.covariates], ut, itx, progress=ctx.progress)
     return p[['tau', 'q1']].rename(columns={'tau': 'tau_hat'}).reset_index(drop=True)
@@ -465,12 +468,18 @@ def _ranking_comparison(ctx, d, ev, s, seed)->pd.DataFrame:
     if set(pd.unique(fr[OUTCOME])) <= {0, 1}:
         fr = fr.assign(**{OUTCOME: fr[OUTCOME].astype(int)})
         train_p = fr[fr[USER].isin(train_users) & ~fr[ITEM].isin(cold)]
+        txt = None    # text baselines read the train stage's per-field texts as `u:<field>` / `i:<field>` columns
         for name in tqdm(s.baselines, disable=not ctx.progress, desc='baselines'):
             cls = BASELINES[name]
             try:
+                if cls.needs_text and txt is None:
+                    from causal_llmrec.text import pair_texts
+                    ut = ctx.read_csv('train', 'user_texts.csv.gz').set_index(USER); itx = ctx.read_csv('train', 'item_texts.csv.gz').set_index(ITEM)
+                    txt = (pair_texts(train_p, ut, itx), pair_texts(S, ut, itx))
+                X_fit, X_score = txt if cls.needs_text else (train_p, S)
                 with warnings.catch_warnings():
-                    warnings.simplefilter('ignore'); m = cls(covariates=covs, random_state=seed).fit(train_p)
-                scores[name] = (cls.score_kind, m.predict(S), m.fit_seconds_)
+                    warnings.simplefilter('ignore'); m = cls(covariates=covs, random_state=seed).fit(X_fit)
+                scores[name] = (cls.score_kind, m.predict(X_score), m.fit_seconds_)
             except ValueError as e: ctx.log(f"baseline {name} skipped: {e}")
     else: ctx.log('baselines skipped: they need a binary outcome')
     slices = {'all items': np.ones(len(S), bool)}

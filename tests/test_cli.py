@@ -52,7 +52,7 @@ def test_example_names_match_the_library():
     from causal_llmrec.files import EXAMPLES
     assert list(EXAMPLE_NAMES) == list(EXAMPLES)
     r = cli("example-data", "--help")
-    assert r.returncode == 0 and "--users N" in r.stdout and "{obd,movielens}" in r.stdout
+    assert r.returncode == 0 and "--users N" in r.stdout and "{obd,movielens,textworld}" in r.stdout
 
 
 def test_config_prints_readable_settings(capsys):

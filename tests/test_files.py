@@ -137,7 +137,7 @@ def test_cli_check_data_and_demo_on_own_files(shop, tmp_path):
     html = (out/'report.html').read_text()
     assert 'no known truth' in html and 'simulated world' not in html
     ut = pd.read_csv(out/'train'/'user_texts.csv.gz')
-    assert not ut.text.str.contains('films|watched').any() and ut.text.str.contains('region').all()   # the user's own words and columns
+    assert not ut.profile.str.contains('films|watched').any() and ut.profile.str.contains('region').all()   # the user's own words and columns
     eff = pd.read_csv(out/'estimate'/'effects.csv')
     assert {'IPW (logged propensities)', 'AIPW (logged propensities)'} <= set(eff.method)
 
