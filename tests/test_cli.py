@@ -58,7 +58,7 @@ def test_example_names_match_the_library():
 def test_config_prints_readable_settings(capsys):
     r = inproc(capsys, "config")
     assert r.returncode == 0 and PipelineConfig.from_dict(yaml.safe_load(r.stdout)) == PipelineConfig()
-    assert "# tokens per user/item text" in r.stdout
+    assert "# tokens per text field" in r.stdout
 
 
 def test_demo_quick_reuses_and_recommend_answers(run_dir):
