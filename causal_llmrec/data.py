@@ -19,8 +19,8 @@ from .errors import CausalLLMRecError, check_frame, check_no_nan, describe_rows
 # %% auto #0
 __all__ = ['USER', 'ITEM', 'EXPOSURE', 'OUTCOME', 'PROPENSITY', 'TIMESTAMP', 'TEXT_COLUMNS', 'GENRES', 'OBD_POLICIES',
            'OBD_CAMPAIGNS', 'SIM_COVARIATES', 'SIM_CONFOUNDERS', 'DataError', 'find_carrier', 'RecData',
-           'load_movielens', 'write_grouplens', 'load_open_bandit', 'world_catalogue', 'SimWorld', 'simulate',
-           'confounding_sweep', 'plot_overview', 'plot_confounding']
+           'load_movielens', 'write_grouplens', 'load_open_bandit', 'world_catalogue', 'LoggedTruth', 'SimWorld',
+           'simulate', 'confounding_sweep', 'plot_overview', 'plot_confounding']
 
 # %% ../nbs/00_data.ipynb #ec3d73bd
 USER, ITEM = 'user_id', 'item_id'
@@ -343,14 +343,8 @@ def world_catalogue(world, # a world with `data` (users, items, history), `pair_
     return pd.concat([allp, world.pair_features(allp).reset_index(drop=True),
                       world.potential_outcomes(allp).reset_index(drop=True)], axis=1)
 
-@dataclass(repr=False)
-class SimWorld:
-    "A semi-synthetic recommendation log with its causal truth."
-    data:RecData          # the observed log: `exposure`, `outcome`, logged `propensity`, pair feature `affinity`; history = real ratings
-    truth:pd.DataFrame    # per interaction row: `propensity`, `mu0`, `mu1`, `tau`, `y0`, `y1`
-    params:dict           # the settings it was drawn with
-    outcome_model:dict=field(default_factory=dict) # the constants of the potential-outcome model (standardisation, intercept), for `potential_outcomes`
-
+class LoggedTruth:
+    "The true effects a world with `data.interactions` (exposure, outcome) and a per-row `truth` (tau) reports: shared by `SimWorld` and `worlds.TextWorld`."
     @property
     def ate(self)->float: "True average effect of exposure over all pairs."; return float(self.truth.tau.mean())
     @property
@@ -366,6 +360,14 @@ class SimWorld:
         "Difference in mean outcome between exposed and unexposed pairs (what a naive analysis reports)."
         it = self.data.interactions
         return float(it.outcome[it.exposure == 1].mean() - it.outcome[it.exposure == 0].mean())
+
+@dataclass(repr=False)
+class SimWorld(LoggedTruth):
+    "A semi-synthetic recommendation log with its causal truth."
+    data:RecData          # the observed log: `exposure`, `outcome`, logged `propensity`, pair feature `affinity`; history = real ratings
+    truth:pd.DataFrame    # per interaction row: `propensity`, `mu0`, `mu1`, `tau`, `y0`, `y1`
+    params:dict           # the settings it was drawn with
+    outcome_model:dict=field(default_factory=dict) # the constants of the potential-outcome model (standardisation, intercept), for `potential_outcomes`
 
     def frame(self)->pd.DataFrame:
         "The flat table for discovery and matching: `SIM_COVARIATES`, `exposure`, `outcome` (plus ids)."

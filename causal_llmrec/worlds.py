@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .data import (RecData, DataError, load_movielens, USER, ITEM, EXPOSURE, OUTCOME, PROPENSITY,
-                                TIMESTAMP, _sigmoid, _calibrate, world_catalogue)
+                                TIMESTAMP, _sigmoid, _calibrate, world_catalogue, LoggedTruth)
 
 # %% auto #0
 __all__ = ['PROPENSITY_MODES', 'SATO_COVARIATES', 'SPLITS', 'SLICES', 'TEXT_WORLD_VOCAB', 'TEXT_WORLD_MECHANISMS',
@@ -596,7 +596,7 @@ rare_level_min: 1                # keep every level: the free texts are not cate
 """
 
 @dataclass(repr=False)
-class TextWorld:
+class TextWorld(LoggedTruth):
     "A semi-synthetic log in which a latent user taste and item attribute reach the data only through generated text."
     data:RecData            # the observed log; users carry a free-text `taste` (mechanisms 'stated', 'both'), items a `description`
     truth:pd.DataFrame      # per interaction row: `propensity`, `mu0`, `mu1`, `tau`, `y0`, `y1`
@@ -605,21 +605,6 @@ class TextWorld:
     hidden:dict             # the latent values: 't' (user taste level), 'm' (item level), 'new' (never-logged item ids), 'labels'
     info:dict=field(default_factory=dict) # build time (not part of the world's identity)
 
-    @property
-    def ate(self)->float: "True average effect of exposure over the logged pairs."; return float(self.truth.tau.mean())
-    @property
-    def att(self)->float:
-        "True average effect on the exposed pairs."
-        return float(self.truth.tau[self.data.interactions.exposure.values == 1].mean())
-    @property
-    def atc(self)->float:
-        "True average effect on the unexposed pairs."
-        return float(self.truth.tau[self.data.interactions.exposure.values == 0].mean())
-    @property
-    def naive(self)->float:
-        "Difference in mean outcome between exposed and unexposed pairs (what a naive analysis reports)."
-        it = self.data.interactions
-        return float(it.outcome[it.exposure == 1].mean() - it.outcome[it.exposure == 0].mean())
     @property
     def new_items(self)->pd.Index:
         "Ids of the items that are never logged (never candidates, no history), described with held-out words."
