@@ -36,6 +36,7 @@ def _parser():
                "  causal-llmrec config > my.yaml && causal-llmrec demo --config my.yaml --out runs/mine\n"
                "  causal-llmrec check-data my_logs/               # read your own tables and list every problem\n"
                "  causal-llmrec demo --data my_logs/ --out runs/mine  # the whole method on your own logs\n"
+               "  causal-llmrec estimate --data my_logs/ --compute dask --out runs/mine  # estimates over a Parquet log's parts on Dask\n"
                "  causal-llmrec example-data obd ex/obd           # an example's files (also: movielens), then:\n"
                "  causal-llmrec demo --data ex/obd --config ex/obd/config.yaml --out runs/obd\n")
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
@@ -50,6 +51,9 @@ def _parser():
         s.add_argument('--no-progress', action='store_true', help='no progress bars or stage log lines')
         s.add_argument('--debug', action='store_true', help='show the full traceback on errors')
         s.add_argument('--data', metavar='PATH', help="your own logs: a folder of tables or a YAML data spec (sets data.source: files, data.path: PATH)")
+        s.add_argument('--compute', choices=('local', 'dask'), help="where the estimate stage runs (sets compute.engine): local, in memory (the default), "
+                                                                   "or dask, over the Parquet parts of your own log (--data) on an embedded Dask cluster")
+        s.add_argument('--compute-address', metavar='ADDR', help="the scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 (sets compute.address; implies --compute dask)")
         if name == 'recommend':
             s.add_argument('--user', required=True, help='the user id (as in the data)')
             s.add_argument('-k', type=int, default=None, help='list length (default: the settings\' rank.k)')
@@ -74,7 +78,7 @@ def _parser():
 
 # %% ../nbs/07b_cli.ipynb #ce3fe7d8
 def _config(a):
-    "The run's settings: --quick or --config when given, else the folder's config.yaml (also with --force), else the defaults; then --seed/--device."
+    "The run's settings: --quick or --config when given, else the folder's config.yaml (also with --force), else the defaults; then --seed/--device/--data/--compute."
     from causal_llmrec.settings import PipelineConfig
     if a.quick and a.config: raise ValueError("give --quick or --config, not both")
     folder_cfg = Path(a.out)/'config.yaml'
@@ -86,6 +90,10 @@ def _config(a):
     if getattr(a, 'data', None): upd['data'] = {'source': 'files', 'path': str(a.data)}
     if a.seed is not None: upd['seed'] = a.seed
     if a.device is not None: upd['device'] = a.device
+    comp = {}
+    if getattr(a, 'compute', None): comp['engine'] = a.compute
+    if getattr(a, 'compute_address', None): comp.update(address=a.compute_address, engine=comp.get('engine', 'dask'))
+    if comp: upd['compute'] = comp
     return cfg.update(**upd) if upd else cfg
 
 # %% ../nbs/07b_cli.ipynb #4ef7879f
@@ -104,11 +112,13 @@ def main(argv=None, # arguments (default: sys.argv[1:])
         chk = check_data(a.path); print(repr(chk)); return 0 if chk.ok else 2
     if a.command == 'example-data': return _example_data(a)
     from causal_llmrec.settings import ConfigError
-    from causal_llmrec.pipeline import Pipeline, PipelineError, recommend     # importing the pipeline registers its stages
+    from causal_llmrec.pipeline import Pipeline, PipelineError, recommend, check_compute     # importing the pipeline registers its stages
     from causal_llmrec.data import DataError
+    from causal_llmrec.compute import ComputeError, LogTooLargeError
     try:
         cfg = _config(a)
         if a.command == 'recommend' and a.k is not None and a.k < 1: raise ValueError(f"-k must be >= 1, got {a.k}")
+        check_compute(cfg)           # before the log is read: a log too large for memory, or one the Dask path cannot read, is refused here
         pl = Pipeline(a.out, cfg, force=a.force, progress=not a.no_progress)
         with warnings.catch_warnings():
             if a.no_progress: warnings.simplefilter('ignore')
@@ -120,7 +130,7 @@ def main(argv=None, # arguments (default: sys.argv[1:])
         return 0
     except KeyboardInterrupt:
         print("interrupted: finished stages are kept; run the same command again to resume", file=sys.stderr); return 130
-    except (ConfigError, PipelineError, DataError, FileNotFoundError, ValueError, TypeError, KeyError) as e:
+    except (ConfigError, PipelineError, DataError, ComputeError, LogTooLargeError, FileNotFoundError, ValueError, TypeError, KeyError) as e:
         if getattr(a, 'debug', False): raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: {msg}", file=sys.stderr); return 2

@@ -11,14 +11,16 @@ from pathlib import Path
 from .errors import CausalLLMRecError
 
 # %% auto #0
-__all__ = ['ENGINES', 'ComputeError', 'LogTooLargeError', 'ComputeConfig', 'parse_bytes', 'machine_resources', 'estimate_memory',
-           'check_fits', 'Engine', 'engine']
+__all__ = ['ENGINES', 'MemorySize', 'ComputeError', 'LogTooLargeError', 'ComputeConfig', 'parse_bytes', 'machine_resources',
+           'estimate_memory', 'check_fits', 'Engine', 'engine']
 
 # %% ../nbs/00d_compute.ipynb #c0007
 ENGINES = ('local', 'dask')
 
 class ComputeError(CausalLLMRecError, RuntimeError):
     "A compute setting that cannot be used, or a cluster that cannot be reached."
+
+MemorySize = str|int   # a memory size: 'auto', a number of bytes, or a string with a unit such as '4GB' (see `parse_bytes`)
 
 class LogTooLargeError(CausalLLMRecError, MemoryError):
     "The log would not fit in memory on the in-memory path: refused before reading, instead of swapping."
@@ -30,7 +32,8 @@ class ComputeConfig:
     address:str|None=None         # 'dask': the scheduler of a running cluster, e.g. 'tcp://10.0.0.5:8786' (None: start an embedded LocalCluster)
     n_workers:int|None=None       # embedded cluster's worker processes (None: one per CPU core this process may use)
     threads_per_worker:int=1      # threads per worker (1: the numerical libraries already vectorise; processes avoid the GIL)
-    memory_limit:str|int='auto'   # memory per worker: 'auto' (available memory / workers), bytes, or a string such as '4GB'
+    memory_limit:MemorySize='auto' # memory per worker: 'auto' (available memory / workers), bytes, or a string such as '4GB'
+    processes:bool=True           # embedded cluster: workers are processes (True) or threads of this process (False: starts in a second, for small logs and tests)
     dashboard:bool=True           # serve the Dask dashboard (on a free port) and print its link
     memory_fraction:float=0.6     # the in-memory path refuses a log whose estimated size exceeds this share of available memory
     def __post_init__(self):
@@ -48,6 +51,10 @@ class ComputeConfig:
             raise ComputeError(f"compute: memory_limit must be 'auto', a number of bytes or a string such as '4GB', got {self.memory_limit!r}")
         if isinstance(self.memory_limit, str) and self.memory_limit != 'auto': parse_bytes(self.memory_limit)
         if isinstance(self.memory_limit, int) and self.memory_limit <= 0: raise ComputeError(f"compute: memory_limit must be > 0, got {self.memory_limit}")
+        for k in ('processes', 'dashboard'):
+            if not isinstance(getattr(self, k), bool): raise ComputeError(f"compute: {k} must be true or false, got {getattr(self, k)!r}")
+        if isinstance(self.memory_fraction, bool) or not isinstance(self.memory_fraction, (int, float)):
+            raise ComputeError(f"compute: memory_fraction must be a number in (0, 1], got {self.memory_fraction!r}")
         if not 0 < self.memory_fraction <= 1: raise ComputeError(f"compute: memory_fraction must lie in (0, 1], got {self.memory_fraction}")
 
 # %% ../nbs/00d_compute.ipynb #c0008
@@ -110,6 +117,10 @@ def _size(b:int)->str:
     "A byte count in words: 3.3 MB, 2.10 GB."
     return f"{b / 1e9:.2f} GB" if b >= 1e9 else f"{b / 1e6:.1f} MB" if b >= 1e6 else f"{b / 1e3:.0f} kB"
 
+def _share(f:float)->str:
+    "A share of memory in words: 60%, 0.5%, 1e-05%."
+    return f"{f:.0%}" if f >= 0.01 else f"{100 * f:.2g}%"
+
 def _fixed_width(t)->bool:
     import pyarrow as pa
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_temporal(t) or pa.types.is_decimal(t)
@@ -127,9 +138,9 @@ def check_fits(path:str|Path, # a Parquet file or a folder of Parquet parts
     if est['bytes'] > cfg.memory_fraction * avail:
         raise LogTooLargeError(
             f"{path}: {est['rows']:,} rows in {est['parts']} Parquet part(s) need about {_size(est['bytes'])} in memory "
-            f"({len(est['columns'])} columns), more than {cfg.memory_fraction:.0%} of the {_size(avail)} available: the in-memory "
-            "path would swap. Run it on a cluster (settings: compute: {engine: dask}, with an address for a running cluster; "
-            "see causal_llmrec.scale), read fewer columns, or sample the log")
+            f"({len(est['columns'])} columns), more than {_share(cfg.memory_fraction)} of the {_size(avail)} available: the in-memory "
+            "path would swap. Run it on a cluster: set compute.engine: dask (settings file; the command line's --compute dask), with "
+            "compute.address for a running cluster, see causal_llmrec.scale; or read fewer columns, or sample the log")
     return est
 
 # %% ../nbs/00d_compute.ipynb #c0017
@@ -141,7 +152,7 @@ class Engine:
         cfg = ComputeConfig() if config is None else ComputeConfig(engine=config) if isinstance(config, str) else \
               ComputeConfig(**config) if isinstance(config, dict) else config
         if not isinstance(cfg, ComputeConfig): raise ComputeError(f"compute: expected a ComputeConfig, dict or engine name, got {type(config).__name__}")
-        self.config, self.client, self.cluster, self.verbose = cfg, None, None, verbose
+        self.config, self.client, self.cluster, self.verbose, self._log_level = cfg, None, None, verbose, None
         if cfg.engine == 'dask': self._start()
 
     def _start(self):
@@ -161,11 +172,14 @@ class Engine:
             res = machine_resources()
             n = cfg.n_workers or max(1, res['cpus'] // cfg.threads_per_worker)
             mem = max(res['memory_available'] // n, 2**28) if cfg.memory_limit == 'auto' else parse_bytes(cfg.memory_limit)
+            import logging
+            lg = logging.getLogger('distributed'); self._log_level = lg.level
+            lg.setLevel(logging.ERROR)       # the scheduler (and with processes=False the workers) log in this process: errors only
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
-                self.cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=cfg.threads_per_worker, processes=True,
+                self.cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=cfg.threads_per_worker, processes=cfg.processes,
                                                         memory_limit=mem, dashboard_address=':0' if cfg.dashboard else None,
-                                                        silence_logs=40, env=_THREAD_ENV)
+                                                        silence_logs=40, **({'env': _THREAD_ENV} if cfg.processes else {}))
             self.client = distributed.Client(self.cluster)
         if self.verbose: print(self.describe())
 
@@ -230,6 +244,8 @@ class Engine:
         "Stop the embedded cluster (a cluster at an address keeps running; only the connection closes)."
         if self.client is not None: self.client.close()
         if self.cluster is not None: self.cluster.close()
+        if self._log_level is not None:
+            import logging; logging.getLogger('distributed').setLevel(self._log_level); self._log_level = None
         self.client = self.cluster = None
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()

@@ -459,7 +459,7 @@ def _split_task(u, edges, bounds):
         out.append(u[m].assign(home=m_home[m]))
     return out
 
-def _range_task(pieces, sd, estimand, k, var_matches, rtol, return_pairs):
+def _range_task(pieces, sd, estimand, k, var_matches, rtol, return_pairs, caliper=np.inf):
     "Matching within one score range (with its halo): pairs, per-range sums, this range's K, and the K of halo units to send home."
     u = pd.concat(pieces, ignore_index=True).sort_values('pos', kind='stable')
     pos = u['pos'].to_numpy(); T = u['T'].to_numpy(); Y = u['Y'].to_numpy(); home = u['home'].to_numpy(); s = u['x'].to_numpy() / sd
@@ -469,22 +469,23 @@ def _range_task(pieces, sd, estimand, k, var_matches, rtol, return_pairs):
         qi = np.nonzero(home & (T == qg))[0]; ri = np.nonzero(T == rg)[0]
         if not len(qi): continue
         if not len(ri): raise MatchingError(f"a score range has units with treatment={qg} but no possible match with treatment={rg}")
-        ptr, j, d = _knn_1d(s[qi], s[ri], k, 0.0, np.inf, rtol)
+        ptr, j, d = _knn_1d(s[qi], s[ri], k, 0.0, caliper, rtol)
         cnt = np.diff(ptr); PI.append(np.repeat(qi, cnt)); PJ.append(ri[j]); PW.append(np.repeat(1.0 / np.maximum(cnt, 1), cnt)); PD.append(d)
     cat = lambda L, dt: np.concatenate(L) if L else np.empty(0, dt)
     pi, pj, pw, pdist = cat(PI, np.int64), cat(PJ, np.int64), cat(PW, float), cat(PD, float)
     sign = np.where(T[pi] == 1, 1.0, -1.0); tau = sign * (Y[pi] - Y[pj])
     n_loc = len(u); tau_i = np.bincount(pi, pw * tau, n_loc); focal = home & ((T == 1) if estimand != 'ATE' else np.ones(n_loc, bool))
+    matched = np.zeros(n_loc, bool); matched[pi] = True; lost = int((focal & ~matched).sum()); focal &= matched   # a caliper can leave a unit without a match
     K = np.bincount(pj, pw, n_loc); KK = np.bincount(pj, pw * pw, n_loc)
     Sigs = np.zeros(n_loc)
     if var_matches and var_matches > 0:
         for g in (0, 1):
             gq = np.nonzero(home & (T == g))[0]; gr = np.nonzero(T == g)[0]
             if len(gq) == 0 or len(gr) < 2: continue
-            ptr, j, _ = _knn_1d(s[gq], s[gr], int(var_matches) + 1)
+            ptr, j, _ = _knn_1d(s[gq], s[gr], int(var_matches) + 1, 0.0, caliper, rtol)     # as `match`: within the caliper too
             Sigs[gq] = _group_var(Y[gr], ptr, j)
     sums = dict(SN=float(focal.sum()), S_t=float(tau_i[focal].sum()), S_t2=float((tau_i[focal] ** 2).sum()),
-                S_pw=float(pw.sum()), S_pwt=float((pw * tau).sum()), S_pwt2=float((pw * tau * tau).sum()), n_pairs=len(pi))
+                S_pw=float(pw.sum()), S_pwt=float((pw * tau).sum()), S_pwt2=float((pw * tau * tau).sum()), n_pairs=len(pi), lost=lost)
     out_k = ~home & (K > 0)
     export = pd.DataFrame({'pos': pos[out_k], 'x': u['x'].to_numpy()[out_k], 'K': K[out_k], 'KK': KK[out_k]})
     state = pd.DataFrame({'pos': pos[home], 'T': T[home], 'K': K[home], 'KK': KK[home], 'Sigs': Sigs[home]})
@@ -515,6 +516,7 @@ def match_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
                 ps_scale:str='logit', # match on the 'logit' of the score or the 'probability'
                 n_ranges:int|None=None, # score ranges (tasks); None: 4 per worker
                 tie_rtol:float=1e-9, # relative tie tolerance (as `match`)
+                caliper:float|None=None, # max distance in SDs of the (logit) score, as `match`'s: units to be matched with none within it are discarded (counted, warned)
                 level:float=0.95, # confidence level
                 return_pairs:bool=False, # bring every matched pair back (as `MatchResult.pairs`; one row per pair: keep it off for large logs)
                 compute=None, # a ComputeConfig, its dict, an engine name or an `Engine` (None: local, this process)
@@ -527,6 +529,9 @@ def match_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
     if isinstance(k, bool) or int(k) != k or k < 1: raise MatchingError(f"k must be a positive integer, got {k}")
     if ps_scale not in ('logit', 'probability'): raise MatchingError(f"ps_scale must be 'logit' or 'probability', got {ps_scale!r}")
     if int(var_matches) != var_matches or var_matches < 0: raise MatchingError(f"var_matches must be an integer >= 0, got {var_matches}")
+    if caliper is not None and (isinstance(caliper, bool) or not isinstance(caliper, (int, float)) or not caliper > 0):
+        raise MatchingError(f"caliper must be a positive number (SDs of the score) or None, got {caliper!r}")
+    cal = np.inf if caliper is None else float(caliper)
     eng = _engine(compute, verbose=False)
     try:
         model = None
@@ -553,8 +558,8 @@ def match_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
                 bb[g] = (L - d - 1e-300, R + d + 1e-300)
             bounds.append(bb)
         pieces = eng.submit(_split_task, U, edges, bounds)
-        R_ = [eng.submit(_range_task, [eng.pick(pieces, b)], sd, estimand, int(k), int(var_matches), tie_rtol, return_pairs)[0] if eng.client is None
-              else eng.client.submit(_range_task, eng.pick(pieces, b), sd, estimand, int(k), int(var_matches), tie_rtol, return_pairs, pure=False)
+        R_ = [eng.submit(_range_task, [eng.pick(pieces, b)], sd, estimand, int(k), int(var_matches), tie_rtol, return_pairs, cal)[0] if eng.client is None
+              else eng.client.submit(_range_task, eng.pick(pieces, b), sd, estimand, int(k), int(var_matches), tie_rtol, return_pairs, cal, pure=False)
               for b in range(len(edges) + 1)]
         exports = eng.gather(eng.pick(R_, 'export')); sums = eng.gather(eng.pick(R_, 'sums'))
         ex = pd.concat(exports, ignore_index=True)
@@ -567,7 +572,11 @@ def match_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
             pairs = pairs.sort_values(['dir', 'unit'], kind='stable').drop(columns='dir').reset_index(drop=True)
     finally:
         if eng is not compute: eng.close()
-    S = {key: sum(x[key] for x in sums) for key in sums[0]}; SN = S['SN']
+    S = {key: sum(x[key] for x in sums) for key in sums[0]}; SN = S['SN']; lost = int(S['lost']); n_focal = int(SN) + lost
+    if lost:       # as `matching._unmatched`
+        if not SN: raise MatchingError(f"no {'treated' if estimand == 'ATT' else 'control' if estimand == 'ATC' else ''} unit found an admissible match "
+                                       f"(caliper: {lost} of {n_focal} discarded); widen the caliper (caliper={caliper})")
+        warnings.warn(f"{lost} of {n_focal} units to be matched had no admissible match (caliper) and were discarded", OverlapWarning)
     est = S['S_t'] / SN
     if var_matches and var_matches > 0:
         vp = sum(v['vp'] for v in V); vdesc = f"Abadie-Imbens (2006) matching variance, conditional variances from {var_matches} within-group matches"
@@ -578,10 +587,10 @@ def match_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
     se = math.sqrt(max(var, 0.0)); z = stats.norm.ppf(0.5 + level / 2); sgn = -1.0 if estimand == 'ATC' else 1.0
     ci = (sgn * est - z * se, sgn * est + z * se)
     n1_orig = n - n1 if estimand == 'ATC' else n1
-    return EffectResult(method=f"plain (no bias correction) matching on {ps_scale} propensity, k={k}, with replacement, over {len(edges) + 1} score ranges",
+    return EffectResult(method=f"plain (no bias correction) matching on {ps_scale} propensity, k={k}, with replacement" + (f", caliper {caliper}" if caliper else '') + f", over {len(edges) + 1} score ranges",
                         estimand=estimand, estimate=float(sgn * est), se=float(se), ci=(float(ci[0]), float(ci[1])),
                         variance=vdesc + '; population variance', n_treated=int(n1_orig), n_control=int(n - n1_orig),
-                        covariates=list(covariates or []), n_discarded={}, level=level,
-                        details=dict(ranges=len(edges) + 1, parts=len(parts), n_pairs=S['n_pairs'], max_reuse=max(v['K_max'] for v in V),
+                        covariates=list(covariates or []), n_discarded={'caliper': lost} if lost else {}, level=level,
+                        details=dict(caliper=caliper, ranges=len(edges) + 1, parts=len(parts), n_pairs=S['n_pairs'], max_reuse=max(v['K_max'] for v in V),
                                      matches_per_unit_mean=S['n_pairs'] / max(SN, 1), pairs=pairs,
                                      ess_control=sum(v['K_c'] for v in V) ** 2 / max(sum(v['KK_c'] for v in V), 1e-300)))

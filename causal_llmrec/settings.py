@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np, yaml
 
 from .errors import CausalLLMRecError
+from .compute import ComputeConfig, ComputeError, ENGINES
 
 # %% ../nbs/07a_settings.ipynb #dd539587
 class ConfigError(CausalLLMRecError, ValueError):
@@ -156,7 +157,7 @@ class ReportSettings:
     title:str='causal_llmrec run report' # the report's title
 
 # %% ../nbs/07a_settings.ipynb #b3a3fa06
-_SECTIONS = {'data': DataSettings, 'discover': DiscoverSettings, 'estimate': EstimateSettings, 'train': TrainSettings,
+_SECTIONS = {'compute': ComputeConfig, 'data': DataSettings, 'discover': DiscoverSettings, 'estimate': EstimateSettings, 'train': TrainSettings,
              'rank': RankSettings, 'evaluate': EvaluateSettings, 'report': ReportSettings}
 
 @dataclass
@@ -164,6 +165,7 @@ class PipelineConfig:
     "Every setting of a pipeline run, with documented defaults; `PipelineConfig.quick()` is the small, fast variant."
     seed:int=0                  # seeds every random choice (sampling, splits, initialisation, training)
     device:str='cpu'            # torch device for CausalBert: 'cpu', 'cuda', 'mps' or 'auto'
+    compute:ComputeConfig=field(default_factory=ComputeConfig)
     data:DataSettings=field(default_factory=DataSettings)
     discover:DiscoverSettings=field(default_factory=DiscoverSettings)
     estimate:EstimateSettings=field(default_factory=EstimateSettings)
@@ -191,11 +193,13 @@ _RANGES = {
     'train.patience': (1, 1000, True, True), 'train.linear_ridge': (0, 10**9, True, True), 'train.max_pairs_per_epoch': (1, 10**9, True, True),
     'rank.k': (1, 10**4, True, True), 'rank.lam': (0, 1000, True, True),
     'evaluate.k': (1, 10**4, True, True), 'evaluate.coverage_worlds': (0, 10**4, True, True), 'discover.n_bins': (2, 100, True, True), 'report.n_example_users': (0, 10**4, True, True),
+    'compute.n_workers': (1, 10**5, True, True), 'compute.threads_per_worker': (1, 1024, True, True), 'compute.memory_fraction': (0, 1, False, True),
 }
 _CHOICES = {'data.source': ('movielens-sim', 'movielens-sato', 'movielens-text', 'files', 'recdata'), 'data.text_mechanism': ('stated', 'history', 'both'), 'data.text_attribute': ('topic', 'sentiment'), 'estimate.estimand': ('ATT', 'ATE', 'ATC'), 'rank.candidates': ('catalogue', 'logged'),
             'estimate.adjustment': ('graph', 'all'), 'train.strategy': ('cached', 'full', 'auto'),
             'train.inputs': ('both', 'text', 'covariates'), 'train.precision': ('auto', 'bf16', 'fp16', 'fp32'),
-            'train.select': ('auto', 'loss', 'tau'), 'train.outcome_type': ('binary', 'unit'), 'rank.by': ('uplift', 'outcome', 'blend')}
+            'train.select': ('auto', 'loss', 'tau'), 'train.outcome_type': ('binary', 'unit'), 'rank.by': ('uplift', 'outcome', 'blend'),
+            'compute.engine': ENGINES}
 _MAX_CHARS = {'report.title': 200, 'train.encoder': 4096}
 
 def _range_text(lo, hi, li, hi_):
@@ -248,8 +252,11 @@ def _from_dict(cls, d, section=''):
     for k, v in d.items():
         f = names[k]
         if k in _SECTIONS and not section: kw[k] = _from_dict(_SECTIONS[k], v, k)
-        else: kw[k] = _check_value(section, k, f.type, v)
-    return cls(**kw)
+        else:
+            kw[k] = _check_value(section, k, f.type, v)
+            if section: _check_key(f"{section}.{k}", kw[k])     # before the section's own checks (ComputeConfig checks on construction)
+    try: return cls(**kw)
+    except ComputeError as e: raise ConfigError(f"setting {section or 'compute'}: {str(e).removeprefix('compute: ')}") from None
 
 # %% ../nbs/07a_settings.ipynb #6c4c4bc6
 def _settings_items(cfg):
@@ -260,23 +267,30 @@ def _settings_items(cfg):
             for g in fields(v): yield f"{f.name}.{g.name}", getattr(v, g.name)
         else: yield f.name, v
 
+def _check_key(key:str, v):
+    "One setting's choices, range and length; raise ConfigError naming the key."
+    if key in _CHOICES and v not in _CHOICES[key]:
+        raise ConfigError(f"setting {key} must be one of {', '.join(map(repr, _CHOICES[key]))}, got {v!r}")
+    if key in _RANGES and v is not None:
+        lo, hi, li, hi_ = _RANGES[key]
+        if not ((lo <= v if li else lo < v) and (v <= hi if hi_ else v < hi)):
+            raise ConfigError(f"setting {key} must be in {_range_text(lo, hi, li, hi_)}, got {v!r}")
+    if key in _MAX_CHARS and isinstance(v, str) and len(v) > _MAX_CHARS[key]:
+        raise ConfigError(f"setting {key} must be at most {_MAX_CHARS[key]} characters, got {len(v):,}")
+
 def _validate(cfg):
     "Check every setting's range and choices (and the settings that depend on each other); raise ConfigError naming the key."
-    for key, v in _settings_items(cfg):
-        if key in _CHOICES and v not in _CHOICES[key]:
-            raise ConfigError(f"setting {key} must be one of {', '.join(map(repr, _CHOICES[key]))}, got {v!r}")
-        if key in _RANGES and v is not None:
-            lo, hi, li, hi_ = _RANGES[key]
-            if not ((lo <= v if li else lo < v) and (v <= hi if hi_ else v < hi)):
-                raise ConfigError(f"setting {key} must be in {_range_text(lo, hi, li, hi_)}, got {v!r}")
-        if key in _MAX_CHARS and isinstance(v, str) and len(v) > _MAX_CHARS[key]:
-            raise ConfigError(f"setting {key} must be at most {_MAX_CHARS[key]} characters, got {len(v):,}")
+    for key, v in _settings_items(cfg): _check_key(key, v)
     dev = str(cfg.device)
     if not re.fullmatch(r'cpu|auto|mps|cuda(:\d+)?', dev):
         raise ConfigError(f"setting device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {dev!r}")
     if cfg.data.source == 'files' and not cfg.data.path:
         raise ConfigError("setting data.path is required when data.source is 'files': a folder of tables or a YAML data spec (causal-llmrec demo --data PATH)")
     if cfg.data.path is not None and not isinstance(cfg.data.path, str): raise ConfigError(f"setting data.path must be a path, got {cfg.data.path!r}")
+    if not isinstance(cfg.compute, ComputeConfig): raise ConfigError(f"setting compute must be a ComputeConfig (or a mapping of its settings), got {type(cfg.compute).__name__}")
+    if cfg.compute.engine == 'dask' and cfg.data.source != 'files':
+        raise ConfigError(f"setting compute.engine 'dask' runs the estimate stage over the Parquet parts of your own log: it needs data.source "
+                          f"'files' (a folder of Parquet parts); data.source {cfg.data.source!r} is built in memory: use compute.engine 'local'")
     if cfg.train.cross_fit_folds == 1: raise ConfigError("setting train.cross_fit_folds must be 0 (no cross-fitting) or >= 2, got 1")
     try: TrainConfig(**cfg.train._train_kwargs(device='cpu', seed=cfg.seed, progress=False))   # TrainConfig's own checks (without torch)
     except (ValueError, TypeError) as e: raise ConfigError(f"setting train: {e}") from None

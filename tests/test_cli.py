@@ -128,3 +128,12 @@ def test_full_demo_main_job(tmp_path):
     u = int(pd.read_csv(out / "recommend" / "recommendations.csv").user_id.iloc[0])
     r = cli("recommend", "--out", out, "--user", u, "-k", "5", "--no-progress")
     assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 7
+
+
+def test_compute_options(capsys):
+    "--compute and --compute-address set the compute section; a source the Dask path cannot read is a one-line error."
+    from causal_llmrec.cli import _config, _parser
+    a = _parser().parse_args(["estimate", "--data", "logs/", "--compute", "dask", "--compute-address", "tcp://10.0.0.5:8786"])
+    assert (_config(a).compute.engine, _config(a).compute.address) == ("dask", "tcp://10.0.0.5:8786")
+    r = inproc(capsys, "demo", "--quick", "--compute", "dask")
+    assert r.returncode == 2 and r.stderr.startswith("error: setting compute.engine 'dask'") and r.stderr.count("\n") == 1

@@ -55,3 +55,11 @@ def test_local_and_dask_map_agree(log):
 
 def test_unreachable_cluster_is_a_clear_error():
     with pytest.raises(ComputeError, match='cannot reach the Dask scheduler'): Engine(dict(engine='dask', address='tcp://127.0.0.1:9'))
+
+def test_in_process_workers(log):
+    "processes=False: the embedded cluster's workers are threads of this process (quick to start, for small logs and tests)."
+    parts = sorted(str(p) for p in log.rglob('*.parquet'))
+    with Engine(dict(engine='dask', n_workers=1, processes=False), verbose=False) as eng:
+        assert eng.cluster is not None and eng.n_workers == 1 and eng.map(_n, parts) == [20_000] * 3
+    with pytest.raises(ComputeError, match='processes must be true or false'): ComputeConfig(processes='no')
+    with pytest.raises(LogTooLargeError, match=r'more than 1e-05% of the'): check_fits(log, config=ComputeConfig(memory_fraction=1e-7))

@@ -97,3 +97,14 @@ def test_covariates_joined_from_users_and_items_tables(sim, cluster):
     assert m.details['pairs'][['unit', 'match']].equals(r.pairs[['unit', 'match']].reset_index(drop=True)) and abs(m.estimate - r.estimate) < 1e-9
     with pytest.raises(MatchingError, match='duplicate ids'): ipw_scale(path, 'exposure', 'outcome', covs, features={'user_id': pd.concat([users, users.iloc[:1]]), 'item_id': items})
     with pytest.raises(MatchingError, match=r"no column\(s\) \['u_height'\]"): ipw_scale(path, 'exposure', 'outcome', ['u_height'], features=feats)
+
+@pytest.mark.parametrize('estimand, caliper, J, ranges', [('ATT', 0.01, 4, 4), ('ATE', 0.005, 1, 3), ('ATC', 0.02, 0, 5)])
+def test_matching_with_a_caliper_equals_match(sim, estimand, caliper, J, ranges):
+    "A caliper bounds both searches as in `match`: the same units discarded, the same pairs, estimate and se."
+    path, _, df = sim
+    a = match_scale(path, 'exposure', 'outcome', score='propensity', estimand=estimand, caliper=caliper, var_matches=J, n_ranges=ranges, return_pairs=True)
+    b = match(df, 'exposure', 'outcome', SIM_COVARIATES, propensity=df.propensity, estimand=estimand, caliper=caliper, var_matches=J)
+    assert a.n_discarded == b.n_discarded and a.n_discarded['caliper'] > 0
+    assert a.details['pairs'][['unit', 'match', 'weight']].equals(b.pairs[['unit', 'match', 'weight']].reset_index(drop=True))
+    assert abs(a.estimate - b.estimate) < 1e-9 and abs(a.se - b.se) < 1e-9 and f'caliper {caliper}' in a.method
+    with pytest.raises(MatchingError, match='caliper must be a positive number'): match_scale(path, 'exposure', 'outcome', score='propensity', caliper=0)
