@@ -1,6 +1,7 @@
 # The two commands of README.md, plus helpers. Every target sets up .venv itself first.
 # `make demo`  : the main job on the embedded default data
-# `make test`  : the default test tier, what CI runs (library/notebook sync, nbdev_test, pytest without the slow tests)
+# `make test`  : the default test tier, what CI runs (library/notebook sync, nbdev_test, pytest without the slow tests,
+#                in PYTEST_WORKERS processes: pytest-xdist, default 2; PYTEST_WORKERS=1 runs them in one process)
 # `make test-slow`: the slow tier: the minutes-long end-to-end runs (the full default demo, the example runs, kills in
 #                   every stage, retraining, a real MiniLM fine-tune): pytest -m slow
 SHELL := /bin/bash
@@ -11,6 +12,10 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
+# the default tier runs in PYTEST_WORKERS processes (pytest-xdist; each test file on one worker, in the order
+# tests/conftest.py gives, so a file's shared fixtures are made once), each with one BLAS/torch thread
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder,)
 
 .PHONY: setup setup-browser demo test test-slow test-sync test-nbs test-py docs clean
 
@@ -33,7 +38,7 @@ test-nbs:
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
 test-py:
-	$(BIN)/python -m pytest tests -q -m "not slow" $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 test-slow: setup setup-browser
 	$(BIN)/python -m pytest tests -q -m slow $(PYTEST_ARGS)

@@ -16,16 +16,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'tools'))
 from docs import build as B  # noqa: E402
 from docs.readme import readme_in_sync  # noqa: E402
-from docs.browser import find_chromium, serve, Browser, page_problems  # noqa: E402
+from docs.browser import serve, page_problems  # noqa: E402
+from conftest import needs_chromium  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    return B.build_site(tmp_path_factory.mktemp("docs") / "_site", ROOT, n_workers=2)
+def site(docs_site):
+    "conftest.py's `docs_site`: the real site, built once per session."
+    return docs_site
 
+
+_SOUPS = {}
 
 def _soup(site, name):
-    return BeautifulSoup((site.out / name).read_text(encoding="utf-8"), "html.parser")
+    "A page of the built site, parsed once per session (tests read the tree, none changes it)."
+    path = site.out / name
+    if path not in _SOUPS: _SOUPS[path] = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    return _SOUPS[path]
+
+
+def _text_outside(soup, selector):
+    "The page's text without the text of the elements `selector` matches (and of their descendants)."
+    skip = {id(el) for el in soup.select(selector)}
+    return "".join(s for s in soup.find_all(string=True)
+                   if type(s).__name__ == "NavigableString" and not any(id(e) in skip for e in s.parents))
 
 
 def _text(el):
@@ -100,8 +114,7 @@ def test_maths_is_marked_up_and_mathjax_vendored(site):
         soup = _soup(site, p.html)
         assert not soup.select('script[src^="http"], link[href^="http"][rel="stylesheet"]'), f"{p.html} fetches from outside"
         n += len(soup.select(".arithmatex"))
-        for el in soup.select("pre, code, .arithmatex, script, style, .nb-output"): el.decompose()
-        raw = re.findall(r"\$[^$\n]*\\[a-zA-Z]+[^$\n]*\$", soup.get_text())
+        raw = re.findall(r"\$[^$\n]*\\[a-zA-Z]+[^$\n]*\$", _text_outside(soup, "pre, code, .arithmatex, script, style, .nb-output"))
         assert not raw, f"{p.html}: maths left as raw text: {raw[:3]}"
     assert n > 20, f"only {n} formulas on the site"
 
@@ -180,11 +193,11 @@ def test_strict_build_fails_on_a_broken_link(tmp_path):
     cell = lambda src: {"cell_type": "markdown", "metadata": {}, "source": src}
     (tmp_path / "nbs" / "index.ipynb").write_text(json.dumps({"cells": [cell("# Home\n\n> A test"), cell("See [the data](00_data.html).")],
         "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
-    with pytest.raises(B.DocsError, match=r"index.md.*00_data.html"):
-        B.build_site(tmp_path / "s", tmp_path)
+    # the command line: `build_site` raised its DocsError (the CLI prints it as one error, status 2), naming the page and the link
     r = subprocess.run([sys.executable, str(ROOT / "tools/docs/build.py"), "--root", str(tmp_path), "--out", str(tmp_path / "s")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error: mkdocs build --strict failed") and "Traceback" not in r.stderr
+    assert re.search(r"index.md.*00_data.html", r.stderr), r.stderr
 
 
 def test_cli_one_line_errors(tmp_path):
@@ -207,51 +220,52 @@ def _png_size(path):
 
 MATHS_DONE = "document.body.dataset.math == 'typeset'"
 
-@pytest.mark.skipif(find_chromium() is None,
-                    reason="headless Chromium not installed: `make setup-browser` (Debian packages chromium, chromium-driver)")
-def test_browser_maths_search_and_mobile_navigation(site, tmp_path):
+@needs_chromium
+def test_browser_maths_search_and_mobile_navigation(site, tmp_path, browser):
+    b = browser.resize((1280, 1600))
     with serve(site.out) as url:
-        with Browser(size=(1280, 1600)) as b:
-            for name in ("index.html", "data.html", "discovery.html"):
-                b.goto(url + name)
-                b.wait_for(MATHS_DONE)
-                n = b.eval("document.querySelectorAll('article .arithmatex').length")
-                done = b.eval("document.querySelectorAll('article .arithmatex .MathJax, article .arithmatex .MathJax_Display').length")
-                errors = b.eval("document.querySelectorAll('.MathJax_Error, .merror').length")
-                assert errors == 0 and done >= n, f"{name}: {done} of {n} formulas typeset, {errors} errors"
-                if name != "index.html": assert n > 5, f"{name}: expected formulas, found {n}"
-                # the page contents sit on the right, the navigation on the left: the main column keeps room for signatures
-                assert b.eval("document.querySelector('article').getBoundingClientRect().width") >= 680, name
-                assert b.eval("document.querySelectorAll('nav.md-nav--secondary .md-nav__link').length") > 0, name
-                shot = b.screenshot(tmp_path / f"{name}.png")
-                assert _png_size(shot) == (1280, 1600) and shot.stat().st_size > 50_000
-            # search: Material's worker indexes the site; typing answers with results that link into the site
-            b.goto(url + "index.html")
-            b.type("input.md-search__input", "adjustment set")
-            assert b.wait_for("document.querySelectorAll('.md-search-result__item').length", 30) >= 3
-            hrefs = b.eval("[...document.querySelectorAll('.md-search-result__item a')].map(a => a.getAttribute('href'))")
-            assert any(h.startswith(url + "discovery.html") for h in hrefs), hrefs
-            b.screenshot(tmp_path / "search.png")
-        with Browser(size=(390, 844)) as m:  # a phone: the sidebar folds into a drawer behind the header's menu button
-            m.goto(url + "data.html")
-            m.wait_for(MATHS_DONE)
-            assert m.eval("getComputedStyle(document.querySelector('label.md-header__button[for=__drawer]')).display") != "none"
-            assert m.eval("document.querySelector('nav.md-nav--primary').getBoundingClientRect().right") <= 0
-            m.eval("document.querySelector('label.md-header__button[for=__drawer]').click()")
-            m.wait_for("document.querySelector('nav.md-nav--primary').getBoundingClientRect().left >= 0", 10)
-            assert _png_size(m.screenshot(tmp_path / "mobile.png")) == (390, 844)
-
-
-@pytest.mark.skipif(find_chromium() is None,
-                    reason="headless Chromium not installed: `make setup-browser` (Debian packages chromium, chromium-driver)")
-def test_browser_no_page_overflows_or_shows_raw_markdown(site):
-    "Every page at a normal window: nothing wider than the window (document scrollWidth > clientWidth), no Markdown left as text."
-    bad = {}
-    with serve(site.out) as url, Browser(size=(1280, 900)) as b:
-        for p in site.pages:
-            b.goto(url + p.html)
+        for name in ("index.html", "data.html", "discovery.html"):
+            b.goto(url + name)
             b.wait_for(MATHS_DONE)
-            found = page_problems(b)
+            n = b.eval("document.querySelectorAll('article .arithmatex').length")
+            done = b.eval("document.querySelectorAll('article .arithmatex .MathJax, article .arithmatex .MathJax_Display').length")
+            errors = b.eval("document.querySelectorAll('.MathJax_Error, .merror').length")
+            assert errors == 0 and done >= n, f"{name}: {done} of {n} formulas typeset, {errors} errors"
+            if name != "index.html": assert n > 5, f"{name}: expected formulas, found {n}"
+            # the page contents sit on the right, the navigation on the left: the main column keeps room for signatures
+            assert b.eval("document.querySelector('article').getBoundingClientRect().width") >= 680, name
+            assert b.eval("document.querySelectorAll('nav.md-nav--secondary .md-nav__link').length") > 0, name
+            shot = b.screenshot(tmp_path / f"{name}.png")
+            assert _png_size(shot) == (1280, 1600) and shot.stat().st_size > 50_000
+        # search: Material's worker indexes the site; typing answers with results that link into the site
+        b.goto(url + "index.html")
+        b.type("input.md-search__input", "adjustment set")
+        assert b.wait_for("document.querySelectorAll('.md-search-result__item').length", 30) >= 3
+        hrefs = b.eval("[...document.querySelectorAll('.md-search-result__item a')].map(a => a.getAttribute('href'))")
+        assert any(h.startswith(url + "discovery.html") for h in hrefs), hrefs
+        b.screenshot(tmp_path / "search.png")
+        m = b.resize((390, 844))  # a phone: the sidebar folds into a drawer behind the header's menu button
+        m.goto(url + "data.html")
+        m.wait_for(MATHS_DONE)
+        assert m.eval("getComputedStyle(document.querySelector('label.md-header__button[for=__drawer]')).display") != "none"
+        assert m.eval("document.querySelector('nav.md-nav--primary').getBoundingClientRect().right") <= 0
+        m.eval("document.querySelector('label.md-header__button[for=__drawer]').click()")
+        m.wait_for("document.querySelector('nav.md-nav--primary').getBoundingClientRect().left >= 0", 10)
+        assert _png_size(m.screenshot(tmp_path / "mobile.png")) == (390, 844)
+
+
+@needs_chromium
+def test_browser_no_page_overflows_or_shows_raw_markdown(site, browser):
+    """Every page at a normal window: nothing wider than the window (document scrollWidth > clientWidth), no Markdown left as
+    text. The search index is not loaded (typing into search is the test above), and a page without formulas is checked
+    without waiting for MathJax, which has nothing to typeset there."""
+    bad = {}
+    browser.block(["*/search/search_index.json"])
+    with serve(site.out) as url:
+        for p in site.pages:
+            browser.goto(url + p.html)
+            if browser.eval("document.querySelectorAll('.arithmatex').length"): browser.wait_for(MATHS_DONE)
+            found = page_problems(browser)
             if found: bad[p.html] = found
     assert not bad, "\n".join(f"{k}: {v}" for k, v in bad.items())
 
@@ -277,7 +291,9 @@ def test_signature_links_tables_and_sections():
     effects = next(x["Effects"] for x in nav if isinstance(x, dict) and "Effects" in x)
     assert effects[:5] == ["matching.md", "neighbours.md", "effects.md", "weighting.md", "sensitivity.md"]
     base = next(x["Base"] for x in nav if isinstance(x, dict) and "Base" in x)
-    assert base == [p.md for p in pages if p.src.name in ("00c_errors.ipynb", "00d_compute.ipynb")]
+    listed = next(list(B._sidebar_entries(x["contents"])) for x in B._sidebar(cfg) if isinstance(x, dict) and x.get("section") == "Base")
+    assert {"00c_errors.ipynb", "00d_compute.ipynb"} <= set(listed)
+    assert base == [p.md for p in pages if p.src.name in listed]                              # sidebar.yml's section, in its order
     extra = B.Page(cfg["nbs_path"] / "02z_new.ipynb", "new.md", "New")
     i = [p.md for p in pages].index("sensitivity.md")
     nav2 = B.site_nav(cfg, pages[:i + 1] + [extra] + pages[i + 1:])

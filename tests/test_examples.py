@@ -9,20 +9,17 @@ from pathlib import Path
 import pytest, yaml
 from bs4 import BeautifulSoup
 
-from test_report_browser import find_chromium, headless_dom
+from conftest import TINY, CLI_ENV as ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = Path(sys.executable).with_name("causal-llmrec")
-ENV = {**os.environ, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 # the full examples: tables and rows written, and what check-data says about the treatment
 FULL = {"obd": ({"impressions.csv": 10_000, "users.csv": 253, "items.csv": 80}, "treatment 'position'"),
         "movielens": ({"ratings.csv": 100_000, "users.csv": 943, "items.csv": 1682}, "treatment 'shown'")}
-# a small slice that runs end to end in about a minute on 2 shared cores: tiny BERT, few rows for discovery, two baselines
-# (discovery needs a click among its rows: OBD clicks 0.3% of impressions, so 500 rows; a 40-user OBD slice left an item
-# feature level without a lower-slot impression, which matching refuses, and the 50-user slice does not)
-TINY = {"discover": {"max_rows": 500}, "train": {"encoder": "tiny", "max_length": 32, "encoder_steps": 5, "head_epochs": 5, "cross_fit_folds": 2},
-        "evaluate": {"baselines": ["popularity", "click_gb"]}, "report": {"n_example_users": 2}}
+# a small slice runs end to end in about a minute on 2 shared cores with conftest.py's TINY settings: tiny BERT, few rows
+# for discovery, two baselines (discovery needs a click among its rows: OBD clicks 0.3% of impressions, so 500 rows; a
+# 40-user OBD slice left an item feature level without a lower-slot impression, which matching refuses, and the 50-user
+# slice does not)
 USERS = {"obd": 50, "movielens": 40}
 
 
@@ -65,7 +62,7 @@ def test_example_data_bad_input_one_line_status_2(tmp_path):
 
 @pytest.mark.slow   # two end-to-end runs, about a minute each on 2 cores (make test-slow)
 @pytest.mark.parametrize("name", ["obd", "movielens"])
-def test_small_slice_end_to_end_report_in_chromium(name, tmp_path):
+def test_small_slice_end_to_end_report_in_chromium(name, tmp_path, request):
     "`example-data --users N`, then `demo --data` with tiny settings: the report judges without truth and renders."
     data, run = tmp_path/"data", tmp_path/"run"
     assert cli("example-data", name, data, "--users", USERS[name]).returncode == 0
@@ -86,10 +83,12 @@ def test_small_slice_end_to_end_report_in_chromium(name, tmp_path):
     said = " ".join(soup.select_one(f"#{s}").get_text(" ", strip=True) for s in ("summary", "data", "graph", "effects", "uplift"))
     for claim in ("cover the truth", "true ATT", "true uplift", "oracle", "simulated world", "vs the true graph"):
         assert claim not in said, claim
-    if find_chromium() is None:
-        pytest.skip("headless Chromium not installed: `make setup-browser` (Debian packages chromium, chromium-driver)")
-    shot = tmp_path/"report.png"
-    dom = BeautifulSoup(headless_dom(run/"report.html", screenshot=shot, size=(1280, 2400)), "html.parser")
+    browser = request.getfixturevalue("browser")            # skips here when Chromium is not installed
+    browser.resize((1280, 2400))
+    browser.goto((run/"report.html").resolve().as_uri())
+    browser.wait_for("document.body.hasAttribute('data-images-loaded')", 30)
+    dom = BeautifulSoup(browser.dom(), "html.parser")
+    shot = browser.screenshot(tmp_path/"report.png")
     loaded, total = map(int, dom.body["data-images-loaded"].split("/"))
     assert total >= 5 and loaded == total, f"only {loaded} of {total} figures rendered"
     assert "no known truth" in dom.select_one("#summary").get_text()

@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import needs_chromium
+
 from causal_llmrec.pipeline import (PipelineConfig, Pipeline, run_pipeline, PipelineError, STAGES, RUN_MARKER, file_hash,
                                     build_report)
 
@@ -410,13 +412,13 @@ def test_hostile_values_are_escaped(hostile_run):
     assert str(out.parent) not in html                                  # no machine path
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("chromium-browser") is None and not os.environ.get("CHROMIUM"),
-                    reason="headless Chromium not installed: `make setup-browser`")
-def test_hostile_values_do_not_run_in_chromium(hostile_run):
+@needs_chromium
+def test_hostile_values_do_not_run_in_chromium(hostile_run, browser):
     from bs4 import BeautifulSoup
-    from test_report_browser import headless_dom
     out, _ = hostile_run
-    dom = BeautifulSoup(headless_dom(out / "hostile.html"), "html.parser")
+    browser.goto((out / "hostile.html").resolve().as_uri())
+    browser.wait_for("document.body.hasAttribute('data-images-loaded')", 30)   # the page's own script ran, after every image loaded or failed
+    dom = BeautifulSoup(browser.dom(), "html.parser")
     assert not dom.body.has_attr("data-pwned"), dom.body.get("data-pwned")
     assert dom.title.get_text() == X_SCRIPT + X_ATTR                    # the title is the literal text
     assert dom.body.has_attr("data-images-loaded")                      # the page's own script (allowed by hash) ran

@@ -1,42 +1,20 @@
-"""The HTML report of a run opened in headless Chromium: it renders offline with its figures and sections.
+"""The HTML report of a run opened in headless Chromium: it renders offline with its figures and sections; the report
+of a run without a truth is honest; no report is wider than the window or shows raw Markdown.
 
-`find_chromium` and `headless_dom` are also used by test_faults.py (hostile names in the report)."""
-import os, re, shutil, struct, subprocess, tempfile
+The runs are conftest.py's session fixtures (`quick_run`, with a truth; `own_logs_run`, own logs without one) and the
+browser is its `browser` (one headless Chromium for every browser test)."""
+import shutil, struct
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
 
-
-
-def find_chromium():
-    "A headless-capable Chromium/Chrome binary ($CHROMIUM first), or None."
-    for c in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if c and shutil.which(c): return shutil.which(c)
-    return None
-
-
-def headless_dom(path, screenshot=None, size=(1280, 2000), timeout=90):
-    "Load a local HTML file in headless Chromium, offline with a throw-away profile; return the DOM after its scripts ran."
-    exe = find_chromium()
-    url = Path(path).resolve().as_uri()
-    with tempfile.TemporaryDirectory(prefix="chromium-") as prof:
-        flags = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", f"--user-data-dir={prof}", "--hide-scrollbars",
-                 f"--window-size={size[0]},{size[1]}", "--virtual-time-budget=5000"]
-        if screenshot:
-            r = subprocess.run(flags + [f"--screenshot={Path(screenshot).resolve()}", url], capture_output=True, text=True, timeout=timeout)
-            assert r.returncode == 0 and Path(screenshot).exists(), r.stderr[-500:]
-        r = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0 and r.stdout.strip(), r.stderr[-500:]
-    return r.stdout
+from conftest import needs_chromium
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from test_pipeline import shared_run
-    out, _ = shared_run(tmp_path_factory)
-    return out
+def run_dir(quick_run):
+    return quick_run[0]
 
 
 def test_report_is_self_contained(run_dir):
@@ -55,48 +33,22 @@ def test_report_is_self_contained(run_dir):
     assert {"love plot", "propensity overlap", "effect estimates", "training curves", "uplift curves"} <= alts
 
 
-@pytest.mark.skipif(find_chromium() is None,
-                    reason="headless Chromium not installed: `make setup-browser` (Debian packages chromium, chromium-driver)")
-def test_report_renders_in_chromium(run_dir, tmp_path):
-    shot = tmp_path / "report.png"
-    dom = BeautifulSoup(headless_dom(run_dir / "report.html", screenshot=shot, size=(1280, 3000)), "html.parser")
+@needs_chromium
+def test_report_renders_in_chromium(run_dir, tmp_path, browser):
+    browser.resize((1280, 3000))
+    browser.goto((run_dir / "report.html").resolve().as_uri())
+    browser.wait_for("document.body.hasAttribute('data-images-loaded')", 30)     # the page's own script counted its figures
+    dom = BeautifulSoup(browser.dom(), "html.parser")
     assert dom.title.get_text() == "causal_llmrec run report"
     loaded, total = map(int, dom.body["data-images-loaded"].split("/"))
     assert total >= 5 and loaded == total, f"only {loaded} of {total} figures rendered"
     assert dom.select_one("#effects table") is not None and dom.select_one("#recommendations table") is not None
-    b = shot.read_bytes()
+    b = browser.screenshot(tmp_path / "report.png").read_bytes()
     assert b[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", b[16:24]) == (1280, 3000) and len(b) > 50_000
 
 
 # ---- an honest report without a truth (issue 23): verdict first, disagreement counted, plug-in intervals dropped,
 # ---- the sensitivity analysis beside the headline estimates; and no page wider than the window, no raw Markdown
-import json, sys, yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from docs.browser import Browser, page_problems  # noqa: E402
-
-EXE = Path(sys.executable).with_name("causal-llmrec")
-ENV = {**os.environ, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-TINY = {"discover": {"max_rows": 500}, "train": {"encoder": "tiny", "max_length": 32, "encoder_steps": 5, "head_epochs": 5, "cross_fit_folds": 2},
-        "evaluate": {"baselines": ["popularity", "click_gb"]}, "report": {"n_example_users": 2}}
-
-
-@pytest.fixture(scope="module")
-def own_logs_run(tmp_path_factory):
-    "A run on own logs without a truth: `example-data movielens --users 40`, then `demo --data` with tiny settings (about a minute)."
-    tmp = tmp_path_factory.mktemp("own-logs")
-    data, run = tmp / "data", tmp / "run"
-    cli = lambda *a: subprocess.run([str(EXE)] + [str(x) for x in a], capture_output=True, text=True, env=ENV, timeout=900, cwd=ROOT)
-    r = cli("example-data", "movielens", data, "--users", 40)
-    assert r.returncode == 0, r.stderr[-2000:]
-    (tmp / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    r = cli("demo", "--data", data, "--config", tmp / "tiny.yaml", "--out", run, "--no-progress")
-    assert r.returncode == 0, r.stderr[-3000:]
-    return run
-
-
 def _summary(html):
     soup = BeautifulSoup(html, "html.parser")
     return soup, soup.select_one("#summary")
@@ -152,26 +104,29 @@ def test_report_with_truth_verdict_and_sensitivity(run_dir):
     assert "E-value" in soup.select_one("#effects").get_text() and "no interval" in soup.select_one("#effects").get_text()
 
 
-def test_page_problems_finds_overflow_and_raw_markdown(tmp_path):
+@needs_chromium
+def test_page_problems_finds_overflow_and_raw_markdown(tmp_path, browser):
     "The checker itself: a page wider than the window and Markdown left as text are found; a clean page passes."
-    if find_chromium() is None: pytest.skip("headless Chromium not installed: `make setup-browser`")
+    from docs.browser import page_problems
     bad, good = tmp_path / "bad.html", tmp_path / "good.html"
     bad.write_text("<html><body><div style='width:3000px'>wide</div><p>see [the data](data.html) and **bold**</p>"
-                   "<pre><code>def f(x:[RecData](https://example.org/data.html#recdata)): pass</code></pre></body></html>")
+                   "<pre><code>def f(x:[RecData](https://example.org/data.html#recdata)): pass</code></pre>"
+                   "<div class='nb-output'><table><tr><td>see [the report](report.html)</td></tr></table></div></body></html>")
     good.write_text("<html><body><p>see <a href='data.html'>the data</a> and <b>bold</b>, <code>**kwargs</code></p>"
-                    "<pre><code>def f(**kw): return x[0](1)</code></pre><pre><code>print('[a](b.html)')</code></pre><div style='overflow-x:auto'><div style='width:3000px'>wide</div></div></body></html>")
-    with Browser(size=(1280, 900)) as b:
-        b.goto(bad.as_uri()); p = page_problems(b)
-        assert any(x.startswith("horizontal overflow") for x in p) and any("Markdown link) in text" in x for x in p)
-        assert any("Markdown bold" in x for x in p) and any("link) in code" in x for x in p)
-        b.goto(good.as_uri()); assert page_problems(b) == []
+                    "<pre><code>def f(**kw): return x[0](1)</code></pre><pre><code>print('[a](b.html)')</code></pre><div style='overflow-x:auto'><div style='width:3000px'>wide</div></div>"
+                    "<div class='nb-output'><table><tr><td>y ~ C(sex) + I(age**2) + I(smokeintensity**2)</td><td>`x`</td></tr></table></div></body></html>")
+    b = browser
+    b.goto(bad.as_uri()); p = page_problems(b)
+    assert any(x.startswith("horizontal overflow") for x in p) and any("Markdown link) in text" in x for x in p)
+    assert any("Markdown bold" in x for x in p) and any("link) in code" in x for x in p)
+    assert any("Markdown link) in text" in x and "the report" in x for x in p)      # a link in a notebook's output table still counts
+    b.goto(good.as_uri()); assert page_problems(b) == []
 
 
-@pytest.mark.skipif(find_chromium() is None,
-                    reason="headless Chromium not installed: `make setup-browser` (Debian packages chromium, chromium-driver)")
+@needs_chromium
 @pytest.mark.parametrize("kind", ["with truth", "own logs, no truth"])
-def test_report_fits_the_window_and_has_no_raw_markdown(kind, request):
+def test_report_fits_the_window_and_has_no_raw_markdown(kind, request, browser):
+    from docs.browser import page_problems
     run = request.getfixturevalue("run_dir" if kind == "with truth" else "own_logs_run")
-    with Browser(size=(1280, 900)) as b:
-        b.goto((run / "report.html").resolve().as_uri())
-        assert page_problems(b) == []
+    browser.goto((run / "report.html").resolve().as_uri())
+    assert page_problems(browser) == []

@@ -81,8 +81,22 @@ class Browser:
         page = next(t for t in targets if t.get('type') == 'page')
         self.ws = create_connection(page['webSocketDebuggerUrl'], timeout=self.timeout, suppress_origin=True)
         self.send('Page.enable')
+        self.resize(self.size)
+        return self
+
+    def resize(self, size:tuple, # viewport width, height in CSS pixels (under 600 wide: a phone)
+              ):
+        "Set the viewport's size, so one browser serves pages at several window sizes."
+        self.size = tuple(size)
         self.send('Emulation.setDeviceMetricsOverride', width=self.size[0], height=self.size[1], deviceScaleFactor=1,
                   mobile=self.size[0] < 600)
+        return self
+
+    def block(self, patterns:list=(), # URL patterns (`*` a wildcard) the pages may not load; empty: allow all again
+             ):
+        "Block requests (say a search index a check does not need), so pages load with less work."
+        self.send('Network.enable')
+        self.send('Network.setBlockedURLs', urls=list(patterns))
         return self
 
     def __exit__(self, *exc):
@@ -138,6 +152,10 @@ class Browser:
         self.eval(f"(() => {{ const e = document.querySelector({selector!r}); e.focus(); e.click(); return true }})()")
         self.send('Input.insertText', text=text)
 
+    def dom(self)->str: # the page's HTML as it is now
+        "The DOM after the page's scripts ran (what `chromium --dump-dom` prints)."
+        return self.eval("document.documentElement.outerHTML")
+
     def screenshot(self, path, # where to write the PNG
                   )->Path: # the PNG
         "Save a PNG of the viewport."
@@ -166,10 +184,11 @@ _PROBLEMS_JS = r"""(() => {
   const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   const seen = new Set();
   for (let n = walk.nextNode(); n; n = walk.nextNode()) {
-    let inCode = false, hidden = false;
+    let inCode = false, hidden = false, inOutput = false;
     for (let e = n.parentElement; e; e = e.parentElement) {
       if (skip.test(e.tagName) || e.classList.contains('MathJax_Preview') || e.classList.contains('arithmatex')) { hidden = true; break; }
       if (code.test(e.tagName)) inCode = true;
+      if (e.classList.contains('nb-output')) inOutput = true;
     }
     if (hidden || !n.textContent.trim() || !n.parentElement.getClientRects().length) continue;
     const t = n.textContent;
@@ -177,7 +196,10 @@ _PROBLEMS_JS = r"""(() => {
     // other code, like this docs page's examples of link syntax, is shown as written
     const pre = inCode ? n.parentElement.closest('pre') : null;
     const signature = pre !== null && /^\s*(async\s+)?(def|class)\s/.test(pre.textContent);
-    const hits = inCode ? (signature && link.test(t) ? ['a Markdown link'] : []) : prose.filter(([re]) => re.test(t)).map(([, what]) => what);
+    // a notebook's HTML output (`.nb-output`: a table the code printed) is data, not Markdown: `I(age**2)` there is a formula;
+    // only a Markdown link in it means something was not rendered
+    const hits = inCode ? (signature && link.test(t) ? ['a Markdown link'] : [])
+                        : prose.filter(([re, what]) => !inOutput || what === 'a Markdown link').filter(([re]) => re.test(t)).map(([, what]) => what);
     for (const what of hits) {
       const key = what + t.slice(0, 40);
       if (seen.has(key)) continue; seen.add(key);
@@ -193,5 +215,6 @@ def page_problems(b:'Browser', # a `Browser` on a loaded page
     """What a reader must never see on a page: horizontal overflow (`document.documentElement.scrollWidth` wider than the
     window, with the innermost elements that stick out) and Markdown left as text (a `[..](..)` link, `**bold**`, a code
     fence or backticks in the visible text, or a Markdown link inside a rendered signature: a code block that starts
-    with `def` or `class`, as `show_doc` writes it; other code is shown as written)."""
+    with `def` or `class`, as `show_doc` writes it; other code is shown as written). A notebook's HTML output (a
+    `.nb-output` table) is data: only a Markdown link counts there, so a formula such as `I(age**2)` in a table is fine."""
     return b.eval(_PROBLEMS_JS)

@@ -15,6 +15,7 @@ import re, os, sys, json, argparse, warnings, contextlib, configparser, base64, 
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
+from html.parser import HTMLParser
 
 ROOT = Path(__file__).resolve().parents[2]  # the project folder this tool ships in
 
@@ -548,26 +549,44 @@ class BrokenLink:
     page: str; url: str; reason: str
     def __str__(self): return f"{self.page}: {self.url} ({self.reason})"
 
+class _PageScan(HTMLParser):
+    "One pass over a page: the ids (and `<a name>`s) it defines and the `(tag, url)` of every link it makes."
+    _url_attr = {'a': 'href', 'link': 'href', 'img': 'src', 'script': 'src', 'source': 'src', 'iframe': 'src'}
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.ids, self.links = set(), []
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get('id') is not None: self.ids.add(a['id'])
+        if tag == 'a' and a.get('name') is not None: self.ids.add(a['name'])
+        u = a.get(self._url_attr.get(tag, ''))
+        if u: self.links.append((tag, u))
+    handle_startendtag = handle_starttag
+
+def _scan(path:Path)->_PageScan:
+    scan = _PageScan()
+    scan.feed(path.read_text(encoding='utf-8')); scan.close()
+    return scan
+
 def _ids(html):
-    from bs4 import BeautifulSoup
-    soup = BeautifulSoup(html, 'html.parser')
-    return {el['id'] for el in soup.find_all(id=True)} | {el['name'] for el in soup.find_all('a', attrs={'name': True})}
+    "The ids a page defines (every `id=` and `<a name=>`)."
+    scan = _PageScan(); scan.feed(html); scan.close()
+    return scan.ids
 
 def check_links(site:Path, # a built site folder
                 base:str='', # the URL path the site is served under (`/causal_llmrec`): root-absolute links under it are internal
                )->list: # the `BrokenLink`s (empty when every internal link resolves)
     "Check every internal `href`/`src` of every HTML page in `site`: the file exists and, for `page.html#anchor`, the anchor does too."
-    from bs4 import BeautifulSoup
     site = Path(site)
     if not site.is_dir(): raise FileNotFoundError(f"no site folder at {site}: build it first (python tools/docs/build.py --out {site})")
-    idcache, broken = {}, []
+    scans, broken = {}, []   # each page is read once: its links when it is checked, its ids when a link points into it
+    def scan(p):
+        if p not in scans: scans[p] = _scan(p)
+        return scans[p]
     for p in sorted(site.rglob('*.html')):
         if 'assets' in p.relative_to(site).parts: continue  # vendored MathJax test pages
-        soup = BeautifulSoup(p.read_text(encoding='utf-8'), 'html.parser')
         rel = p.relative_to(site).as_posix()
-        for el in soup.find_all(['a', 'img', 'link', 'script', 'source', 'iframe']):
-            u = el.get('href') if el.name in ('a', 'link') else el.get('src')
-            if not u: continue
+        for tag, u in scan(p.resolve()).links:
             parts = urlsplit(u)
             if parts.scheme or u.startswith('//'): continue  # http(s), mailto, data: ... are not internal
             path, frag = unquote(parts.path), unquote(parts.fragment)
@@ -577,9 +596,8 @@ def check_links(site:Path, # a built site folder
             try: target.relative_to(site.resolve())
             except ValueError: broken.append(BrokenLink(rel, u, 'points outside the site')); continue
             if not target.exists(): broken.append(BrokenLink(rel, u, f'no file {target.relative_to(site.resolve()).as_posix()}')); continue
-            if frag and target.suffix == '.html':
-                if target not in idcache: idcache[target] = _ids(target.read_text(encoding='utf-8'))
-                if frag not in idcache[target]: broken.append(BrokenLink(rel, u, f'no anchor #{frag} in {target.name}'))
+            if frag and target.suffix == '.html' and frag not in scan(target).ids:
+                broken.append(BrokenLink(rel, u, f'no anchor #{frag} in {target.name}'))
     return broken
 
 
