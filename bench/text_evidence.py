@@ -18,7 +18,9 @@ Two studies per world (every figure out of sample):
    boosted T-learners and the embedding DR-learner.
 2. **Coverage** (--study coverage): on every logged pair, CausalBert's cross-fitted AIPW ATT and ATE (`cross_fit`, --folds folds
    by user, default settings) and their 95% intervals against the world's true ATT and ATE; beside them, tabular-only
-   matching (ATT) and cross-fitted AIPW (ATT, ATE) on the tabular covariates, which cannot see the text.
+   matching (ATT) and cross-fitted AIPW (ATT, ATE) on the tabular covariates, which cannot see the text; and, as a diagnostic
+   of where CausalBert's bias comes from, its AIPW with one nuisance swapped for the world's truth (the true propensity, or
+   the true outcome models mu0 and mu1).
 
     .venv/bin/python bench/text_evidence.py [--confounding 0 1 2] [--modification 0 1] [--worlds 20] [--study ranking coverage]
 
@@ -34,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from causal_llmrec.worlds import text_world, TEXT_COVARIATES, TEXT_WORLD_MECHANISMS
 from causal_llmrec.text import text_fields, pair_texts
 from causal_llmrec.bert import CausalBert, predict
-from causal_llmrec.bert_train import fit
-from causal_llmrec.bert_effects import cross_fit
+from causal_llmrec.bert_train import fit, TrainConfig
+from causal_llmrec.bert_effects import cross_fit, estimate_effects
 from causal_llmrec.baselines import tune
 from causal_llmrec.recommenders import BASELINES
 from causal_llmrec.matching import match
@@ -102,11 +104,23 @@ def coverage_study(w, uf, itf, logged, a, seed) -> list:
         rows.append(dict(study='coverage', method=method, estimand=estimand, estimate=float(est), ci_low=float(lo), ci_high=float(hi),
                          truth=truth[estimand], covered=bool(lo <= truth[estimand] <= hi), seconds=round(seconds, 1)))
     t0 = time.perf_counter()
-    cf = cross_fit(lambda k: CausalBert.from_encoder(covariates=TEXT_COVARIATES, seed=seed + k), logged, uf, itf,
-                   folds=a.folds, seed=seed, progress=False)
+    shared = CausalBert.from_encoder(covariates=TEXT_COVARIATES, seed=seed)
+    def make(k):   # the default trains no encoder (TrainConfig.encoder_steps 0): the folds share one frozen encoder and its embeddings
+        if TrainConfig().encoder_steps: return CausalBert.from_encoder(covariates=TEXT_COVARIATES, seed=seed + k)
+        torch.manual_seed(seed + k)
+        return CausalBert(shared.encoder, shared.tokenizer, encoder_name=shared.cfg['encoder_name'], covariates=TEXT_COVARIATES)
+    cf = cross_fit(make, logged, uf, itf, folds=a.folds, seed=seed, progress=False)
     eff = cf.effects(); secs = time.perf_counter() - t0
     for est in ('ATT', 'ATE'):
         e = eff[est, 'AIPW']; add('CausalBert AIPW (cross-fitted)', est, e.estimate, e.ci[0], e.ci[1], secs)
+    # where the bias comes from: the same AIPW with one nuisance swapped for the world's truth (the true propensity; the true
+    # mu0 and mu1). With either one right, AIPW is consistent; a gap that closes says which of CausalBert's models is off.
+    truth_pairs = pd.concat([w.data.interactions[['user_id', 'item_id']].reset_index(drop=True), w.truth[['propensity', 'mu0', 'mu1']].reset_index(drop=True)], axis=1)
+    pr = cf.predictions.merge(truth_pairs, on=['user_id', 'item_id'], how='left', validate='one_to_one')
+    for what, swapped in (('true propensity', pr.assign(g=pr.propensity)), ('true outcome models', pr.assign(q0=pr.mu0, q1=pr.mu1))):
+        e2 = estimate_effects(swapped.drop(columns=['propensity', 'mu0', 'mu1']), cluster='user_id')
+        for est in ('ATT', 'ATE'):
+            e = e2[est, 'AIPW']; add(f'diagnostic: CausalBert AIPW with the {what}', est, e.estimate, e.ci[0], e.ci[1], 0.0)
     fr = logged.drop(columns=['user_id', 'item_id'])
     t0 = time.perf_counter(); m = match(fr, 'exposure', 'outcome', covariates=TEXT_COVARIATES, estimand='ATT')
     add('matching, tabular', 'ATT', m.estimate, m.ci[0], m.ci[1], time.perf_counter() - t0)

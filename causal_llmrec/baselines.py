@@ -497,6 +497,8 @@ def _side_texts(X:pd.DataFrame, cols:list, whole_text:bool)->dict:
     for p in parts[1:]: joined = joined + '. ' + p
     return {cols[0][:2] + '*': joined.to_numpy(object)}
 
+_SCORE_BLOCK = 16_384   # pairs a text baseline scores at once (its features: up to 11 x 384 floats per pair)
+
 class _TextLearner(Baseline):
     """Shared text handling: which `u:`/`i:` columns are read, optional covariates beside them, the feature scaling.
     Subclasses build features in `_features(frame, fit)` and reuse a meta-learner's `_fit`/`_score` unchanged."""
@@ -520,6 +522,17 @@ class _TextLearner(Baseline):
         if self.covariates_ and d['X'] is None: raise BaselineInputError(f"pairs lacks the covariates {self.covariates_} that {type(self).__name__} was fitted on")
         C = d['X'] if d['X'] is not None else np.empty((len(frame), 0))
         return self._join(C, self._features(frame, fit=False))
+    def _score(self, d, pairs):
+        """Scores in blocks of `_SCORE_BLOCK` pairs: the per-pair features of a whole catalogue (300 users x 1,682 items, thousands
+        of embedding products each) would not fit in memory at once; every score depends on its own pair only."""
+        n = len(pairs)
+        if n <= _SCORE_BLOCK: return super()._score(d, pairs)
+        out = []
+        for s in range(0, n, _SCORE_BLOCK):
+            part = pairs.iloc[s:s + _SCORE_BLOCK]
+            out.append(np.asarray(super()._score(dict(d, u=d['u'][s:s + _SCORE_BLOCK], i=d['i'][s:s + _SCORE_BLOCK], frame=part,
+                                                      X=None if d['X'] is None else d['X'][s:s + _SCORE_BLOCK]), part), float))
+        return np.concatenate(out)
     def _join(self, C, F):
         if C.shape[1]: C = self._scale(C)
         from scipy import sparse

@@ -113,7 +113,7 @@ INPUTS = ('both', 'text', 'covariates')
 class PairHeads(nn.Module):
     "Propensity and outcome heads over a (user, item) pair: per-field text embeddings and/or covariates in, logits of g, Q0, Q1 out."
     def __init__(self, hidden:int, # encoder hidden size
-                 head_hidden:int=256, # width of the shared trunk
+                 head_hidden:int=256, # width of the shared trunk (0: no trunk; the linear and bilinear parts only)
                  dropout:float=0.1, # dropout in the heads
                  n_covariates:int=0, # number of pair covariates (the adjustment set), 0 for text only
                  inputs:str='text', # what the heads read: 'text', 'covariates' or 'both'
@@ -121,6 +121,8 @@ class PairHeads(nn.Module):
                  n_item_fields:int=1, # item text fields
                  rank:int=64, # width of the low-rank user-field x item-field interactions of the deep part
                  linear_text:bool=True, # the linear part also reads the products u_f * v_g of every user and item field
+                 bilinear_rank:int=4, # width of the shared bilinear part: (P_f u_f)' W_k,fg (Q_g v_g) per output k (0: none)
+                 input_dropout:float=0.3, # dropout on the standardized embeddings the bilinear part reads
                 ):
         super().__init__()
         if inputs not in INPUTS: raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
@@ -134,15 +136,33 @@ class PairHeads(nn.Module):
         text = inputs != 'covariates'
         self.d_text = ((self.fu + self.fv)*hidden + self.fu*self.fv*self.rank) if text else 0
         self.lin_text = bool(linear_text) and text
-        self.trunk = nn.Sequential(nn.Linear(self.d_text + self.n_cov, head_hidden), nn.GELU(), nn.Dropout(dropout),
-                                   nn.Linear(head_hidden, head_hidden), nn.GELU(), nn.Dropout(dropout))
-        if text:   # low-rank projections of each field for the deep part's interactions (P_f u_f) * (Q_g v_g)
+        if head_hidden < 0: raise ValueError(f"head_hidden must be >= 0, got {head_hidden}")
+        self.trunk = (nn.Sequential(nn.Linear(self.d_text + self.n_cov, head_hidden), nn.GELU(), nn.Dropout(dropout),
+                                    nn.Linear(head_hidden, head_hidden), nn.GELU(), nn.Dropout(dropout)) if head_hidden else None)
+        self.brank = int(bilinear_rank) if text else 0
+        if self.brank < 0: raise ValueError(f"bilinear_rank must be >= 0, got {bilinear_rank}")
+        if not 0 <= input_dropout < 1: raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
+        if self.brank:
+            # the bilinear part: one narrow user vector p = sum_f P_f u_f and item vector q = sum_g Q_g v_g, shared by the three outputs
+            # (what drives exposure also shapes the outcome heads), and a small r x r form p' W_k q per output; it starts at zero, so the
+            # heads start at the logistic fit
+            self.bu = nn.ModuleList([nn.Linear(hidden, self.brank) for _ in range(self.fu)])
+            self.bv = nn.ModuleList([nn.Linear(hidden, self.brank) for _ in range(self.fv)])
+            self.bW = nn.Parameter(torch.zeros(3, self.brank, self.brank))   # zero: W's gradient (P u)(Q v)' is not
+            self.blu, self.blv = nn.Linear(self.brank, 3, bias=False), nn.Linear(self.brank, 3, bias=False)
+            nn.init.zeros_(self.blu.weight); nn.init.zeros_(self.blv.weight)
+            self.in_drop = nn.Dropout(input_dropout)
+            self.register_buffer('u_on', torch.ones(self.fu)); self.register_buffer('v_on', torch.ones(self.fv))   # fields it reads
+        if text and self.trunk is not None:   # low-rank projections of each field for the deep part's interactions (P_f u_f) * (Q_g v_g)
             self.pu = nn.ModuleList([nn.Linear(hidden, self.rank, bias=False) for _ in range(self.fu)])
             self.pv = nn.ModuleList([nn.Linear(hidden, self.rank, bias=False) for _ in range(self.fv)])
-        self.g = nn.Linear(head_hidden, 1)
-        h2 = max(head_hidden//2, 1)
-        self.q0 = nn.Sequential(nn.Linear(head_hidden, h2), nn.GELU(), nn.Linear(h2, 1))
-        self.q1 = nn.Sequential(nn.Linear(head_hidden, h2), nn.GELU(), nn.Linear(h2, 1))
+        if self.trunk is not None:
+            self.g = nn.Linear(head_hidden, 1)
+            h2 = max(head_hidden//2, 1)
+            self.q0 = nn.Sequential(nn.Linear(head_hidden, h2), nn.GELU(), nn.Linear(h2, 1))
+            self.q1 = nn.Sequential(nn.Linear(head_hidden, h2), nn.GELU(), nn.Linear(h2, 1))
+        elif not self.brank and not (self.n_cov or self.lin_text):
+            raise ValueError("head_hidden=0 leaves the heads nothing to learn: give them a bilinear part (bilinear_rank >= 1) or a linear one")
         self.epsilon = nn.Parameter(torch.zeros(1))
         self.register_buffer('u_mean', torch.zeros(self.fu*hidden)); self.register_buffer('u_std', torch.ones(self.fu*hidden))
         self.register_buffer('v_mean', torch.zeros(self.fv*hidden)); self.register_buffer('v_std', torch.ones(self.fv*hidden))
@@ -152,7 +172,7 @@ class PairHeads(nn.Module):
             # field embeddings (a logistic T-learner and a logistic propensity model); the deep part starts at zero and adds the rest
             self.linear = nn.Linear(self.d_lin, 3)
             nn.init.zeros_(self.linear.weight); nn.init.zeros_(self.linear.bias)
-            for m in (self.g, self.q0[-1], self.q1[-1]): nn.init.zeros_(m.weight); nn.init.zeros_(m.bias)
+            self.zero_deep_()
         if self.n_cov: self.register_buffer('x_mean', torch.zeros(self.n_cov)); self.register_buffer('x_std', torch.ones(self.n_cov))
 
     @torch.no_grad()
@@ -192,18 +212,56 @@ class PairHeads(nn.Module):
             parts.append((us[:, :, None, :]*vs[:, None, :, :]).reshape(len(us), -1))
         return torch.cat(parts, dim=-1)
 
+    def _deep_outputs(self)->list:
+        "The last layers of the deep and bilinear parts: at zero, the heads' logits are the linear part's."
+        return ([self.g, self.q0[-1], self.q1[-1]] if self.trunk is not None else []) + ([self.blu, self.blv] if self.brank else [])
+
+    @torch.no_grad()
+    def zero_deep_(self):
+        "Set the deep and bilinear parts' outputs to zero (the heads become their linear part)."
+        for m in self._deep_outputs():
+            for p in m.parameters(): p.zero_()
+        if self.brank: self.bW.zero_()
+
+    def deep_is_zero(self)->bool:
+        "Whether the deep and bilinear parts add nothing (the heads are their linear part alone)."
+        return not any(p.detach().any() for m in self._deep_outputs() for p in m.parameters()) and not (self.brank and self.bW.detach().any())
+
+    def bilinear_parts(self, us:torch.Tensor, # standardized user embeddings (a, n_user_fields, hidden)
+                       vs:torch.Tensor, # standardized item embeddings (b, n_item_fields, hidden)
+                      )->tuple: # the user vectors (a, r) and item vectors (b, r)
+        "The bilinear part's narrow user and item vectors, each a sum of projections of its fields (input dropout in training)."
+        pu = sum(self.u_on[f]*p(self.in_drop(us[:, f])) for f, p in enumerate(self.bu))
+        qv = sum(self.v_on[g]*q(self.in_drop(vs[:, g])) for g, q in enumerate(self.bv))
+        return pu, qv
+
+    @torch.no_grad()
+    def set_field_masks(self, user:list, # 0/1 per user field: whether the bilinear part reads it
+                        item:list, # 0/1 per item field
+                       ):
+        "Choose the fields the bilinear part reads (`fit` chooses them on validation users)."
+        if not self.brank: raise ValueError("these heads have no bilinear part (bilinear_rank=0): there are no field masks to set")
+        for m, n, k in ((user, self.fu, 'user'), (item, self.fv, 'item')):
+            if len(m) != n or not any(m): raise ValueError(f"the {k} mask needs {n} values of 0/1 with at least one 1, got {list(m)}")
+        self.u_on.copy_(torch.as_tensor(user, dtype=torch.float32)); self.v_on.copy_(torch.as_tensor(item, dtype=torch.float32))
+
     def forward(self, u:torch.Tensor, # user embeddings (n, n_user_fields*hidden)
                 v:torch.Tensor, # item embeddings (n, n_item_fields*hidden)
                 x:torch.Tensor|None=None, # pair covariates (n, n_covariates), when the heads read covariates
                )->torch.Tensor: # logits (n, 3): g, Q0, Q1
         parts = []
-        if self.d_text:
-            us, vs = self.standardize(u, v)
+        if self.d_text: us, vs = self.standardize(u, v)
+        if self.d_text and self.trunk is not None:
             pu = torch.stack([p(us[:, f]) for f, p in enumerate(self.pu)], 1); pv = torch.stack([p(vs[:, g]) for g, p in enumerate(self.pv)], 1)
             parts += [us.reshape(len(us), -1), vs.reshape(len(vs), -1), (pu[:, :, None, :]*pv[:, None, :, :]).reshape(len(us), -1)]
         if self.n_cov: parts.append(self._x(x))
-        z = self.trunk(torch.cat(parts, dim=-1))
-        out = torch.cat([self.g(z), self.q0(z), self.q1(z)], dim=-1)
+        if self.trunk is not None:
+            z = self.trunk(torch.cat(parts, dim=-1))
+            out = torch.cat([self.g(z), self.q0(z), self.q1(z)], dim=-1)
+        else: out = torch.zeros((len(u), 3), device=u.device)
+        if self.brank:
+            pu, qv = self.bilinear_parts(us, vs)
+            out = out + torch.einsum('nr,krs,ns->nk', pu, self.bW, qv) + self.blu(pu) + self.blv(qv)
         return out + self.linear(self.linear_features(u, v, x)) if self.d_lin else out
 
     @torch.no_grad()
@@ -215,31 +273,39 @@ class PairHeads(nn.Module):
         "Logits of every (user, item) pair, without gradient: the user and item parts are computed once per user and per item."
         if chunk_pairs < 1: raise ValueError(f"chunk_pairs must be >= 1, got {chunk_pairs}")
         A, n = u.shape[0], v.shape[0]
-        lin = self.trunk[0]; W = lin.weight; H, fu, fv, r = self.hidden, self.fu, self.fv, self.rank
+        deep = self.trunk is not None
+        H, fu, fv, r = self.hidden, self.fu, self.fv, self.rank
+        if deep: lin = self.trunk[0]; W = lin.weight
         if self.n_cov:
             if x is None or tuple(x.shape) != (A, n, self.n_cov):
                 raise ValueError(f"grid needs covariates of shape {(A, n, self.n_cov)}, got {None if x is None else tuple(x.shape)}")
-            xs = self._x(x); Wx = W[:, self.d_text:].T; Lx = self.linear.weight[:, :self.n_cov].T
+            xs = self._x(x); Wx = W[:, self.d_text:].T if deep else None; Lx = self.linear.weight[:, :self.n_cov].T
         if self.d_text or self.lin_text:
             us, vs = self.standardize(u, v)
-        if self.d_text:
+        if self.d_text and deep:
             a = torch.addmm(lin.bias, us.reshape(A, -1), W[:, :fu*H].T)          # user part: once per user
             b = vs.reshape(n, -1) @ W[:, fu*H:(fu+fv)*H].T                        # item part: once per item
             pu = torch.stack([p(us[:, f]) for f, p in enumerate(self.pu)], 1); pv = torch.stack([p(vs[:, g]) for g, p in enumerate(self.pv)], 1)
             Wp = W[:, (fu+fv)*H:self.d_text].T                                    # the interactions: one GEMM per pair
         if self.lin_text:   # sum over field pairs of (u_f * w_k,fg) . v_g, for each of the three outputs k
             Lt = self.linear.weight[:, self.n_cov:].view(3, fu, fv, H)
+        if self.brank:      # per user: p' W_k for every k, then one GEMM against the items' q
+            bpu, bq = self.bilinear_parts(us, vs)
+            bl = torch.einsum('ar,krs->aks', bpu, self.bW)                          # (A, 3, r)
+            bb = self.blu(bpu)[:, None, :] + self.blv(bq)[None]                      # (A, n, 3) linear terms
         out = torch.empty((A, n, 3), dtype=torch.float32, device=u.device)
         step = max(1, chunk_pairs//max(n, 1))
         for s in range(0, A, step):
             c = min(step, A - s)
-            if self.d_text:
+            if not deep: o = torch.zeros((c, n, 3), device=u.device)
+            elif self.d_text:
                 f = (pu[s:s+c, None, :, None, :]*pv[None, :, None, :, :]).reshape(c*n, fu*fv*r)
                 h = (f @ Wp).view(c, n, -1); h += a[s:s+c, None, :]; h += b[None]
             else: h = lin.bias.expand(c, n, -1).clone()
-            if self.n_cov: h += (xs[s:s+c].reshape(c*n, -1) @ Wx).view(c, n, -1)
-            z = self.trunk[1:](h)
-            o = torch.cat([self.g(z), self.q0(z), self.q1(z)], dim=-1)
+            if deep:
+                if self.n_cov: h += (xs[s:s+c].reshape(c*n, -1) @ Wx).view(c, n, -1)
+                z = self.trunk[1:](h)
+                o = torch.cat([self.g(z), self.q0(z), self.q1(z)], dim=-1)
             if self.d_lin:
                 o += self.linear.bias
                 if self.n_cov: o += (xs[s:s+c].reshape(c*n, -1) @ Lx).view(c, n, 3)
@@ -247,6 +313,7 @@ class PairHeads(nn.Module):
                     for k in range(3):
                         wk = (us[s:s+c, :, None, :]*Lt[k][None]).sum(1).reshape(c, -1)     # (c, n_item_fields*hidden)
                         o[..., k] += wk @ vs.reshape(n, -1).T
+            if self.brank: o += torch.einsum('akd,nd->ank', bl[s:s+c], bq) + bb[s:s+c]
             out[s:s+c] = o
         return out
 
@@ -411,9 +478,9 @@ class CausalBert(nn.Module):
     "A BERT bi-encoder with propensity g, outcome Q0/Q1 heads over (user, item) pairs; tau = Q1 - Q0."
     def __init__(self, encoder:nn.Module, # a Hugging Face encoder (BertModel or any AutoModel with last_hidden_state)
                  tokenizer, # its tokenizer
-                 head_hidden:int=256, # width of the heads' trunk
-                 dropout:float=0.1, # dropout in the heads
-                 max_length:int=128, # tokens per text (longer texts are cut and reported)
+                 head_hidden:int=0, # width of the heads' deep trunk (0: none; the linear and bilinear parts only)
+                 dropout:float=0.1, # dropout in the heads' trunk
+                 max_length:int=256, # tokens per text (longer texts are cut and reported)
                  objective:str='causal', # 'causal' (g, Q0, Q1) or 'click' (non-causal P(outcome) baseline)
                  encoder_name:str='', # where the encoder came from (for the summary)
                  covariates:list|None=None, # names of numeric pair columns the heads read (the adjustment set); None: text only
@@ -421,7 +488,9 @@ class CausalBert(nn.Module):
                  user_fields:list|None=None, # names of the user text fields (None: one field; `fit` sets them from the texts it is given)
                  item_fields:list|None=None, # names of the item text fields (None: one field)
                  rank:int=64, # width of the deep part's user-field x item-field interactions
-                 linear_text:bool=True, # the heads' linear part (the logistic start) also reads the products of user and item field embeddings
+                 linear_text:bool=False, # the heads' linear part (the logistic start) also reads the products of user and item field embeddings
+                 bilinear_rank:int=4, # width of the heads' shared bilinear part over user and item fields (0: none)
+                 input_dropout:float=0.3, # dropout on the embeddings the bilinear part reads
                 ):
         super().__init__()
         if objective not in ('causal', 'click'): raise ValueError(f"objective must be 'causal' or 'click', got {objective!r}")
@@ -439,13 +508,14 @@ class CausalBert(nn.Module):
             if len(set(fl)) < len(fl): raise ValueError(f"{nm} has duplicate names: {fl}")
         self.cfg = dict(head_hidden=head_hidden, dropout=dropout, max_length=max_length, objective=objective,
                         encoder_name=str(encoder_name), hidden=self.hidden, covariates=covs, inputs=inputs,
-                        user_fields=uf, item_fields=itf, rank=int(rank), linear_text=bool(linear_text))
+                        user_fields=uf, item_fields=itf, rank=int(rank), linear_text=bool(linear_text),
+                        bilinear_rank=int(bilinear_rank), input_dropout=float(input_dropout))
         self.heads = self._make_heads()
 
     def _make_heads(self)->PairHeads:
         c = self.cfg
         return PairHeads(self.hidden, c['head_hidden'], c['dropout'], len(c['covariates']), c['inputs'], len(c['user_fields']),
-                         len(c['item_fields']), c['rank'], c['linear_text'])
+                         len(c['item_fields']), c['rank'], c['linear_text'], c.get('bilinear_rank', 0), c.get('input_dropout', 0.0))
 
     @property
     def fields(self)->tuple:

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .bert import CausalBert, predict, check_pairs, _check_binary, _check_outcome
 from .bert_train import TrainConfig, fit, _config
 from .effects import EffectResult, EffectResults
+from .results import Summary
 
 # %% ../nbs/04b_bert_effects.ipynb #7d7c310f
 class EffectEstimates(EffectResults):
@@ -30,12 +31,14 @@ class EffectEstimates(EffectResults):
     def table(self)->pd.DataFrame:
         "estimand, method, estimate, se, ci_low, ci_high (the compact table)."
         return self.to_frame()[['estimand', 'method', 'estimate', 'se', 'ci_low', 'ci_high']]
-    def __repr__(self):
+    def summary(self)->Summary:
+        "The estimates (one row each) under a title saying how they were made: pairs, clipping, predictions, standard errors."
         se = (f"standard errors clustered by {self.cluster} ({self.n_clusters} clusters)" if self.cluster
               else "standard errors treating pairs as independent")
         how = 'cross-fitted (out-of-fold) predictions' if self.cross_fitted else 'in-sample predictions'
-        return (f"EffectEstimates (n={self.n}, exposed={self.n_treated}, propensities clipped to [{self.clip}, {1-self.clip}]: "
-                f"{self.n_clipped}; {how}; {se})\n" + self.table.to_string(index=False, float_format=lambda x: f'{x:.4f}'))
+        s = super().summary()
+        return Summary(f"EffectEstimates (n={self.n}, exposed={self.n_treated}, propensities clipped to [{self.clip}, {1-self.clip}]: "
+                       f"{self.n_clipped}; {how}; {se})", s.table, s.notes)
 
 # %% ../nbs/04b_bert_effects.ipynb #65443086
 _Z95 = 1.959963984540054   # the normal 97.5% quantile: the same intervals as `EffectResult.conf_int(0.05)`

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np, pandas as pd
 from scipy import stats
 from .neighbours import MatchingError
+from .results import Result, ResultList, Summary
 
 class OverlapWarning(UserWarning):
     "Units were discarded by trimming, calipers or exact matching (the message gives the counts)."
@@ -20,13 +21,10 @@ def _fmt(x, d=4):
     if x is None or (isinstance(x, float) and not np.isfinite(x)): return 'nan'
     return f"{x:,.{d}g}" if abs(x) < 1e5 else f"{x:,.1f}"
 
-class _Text(str):
-    "A string that shows itself unquoted in a notebook."
-    def __repr__(self): return str(self)
-
 @dataclass
-class EffectResult:
-    "An effect estimate with its standard error, interval and the bookkeeping of how it was obtained."
+class EffectResult(Result):
+    """An effect estimate with its standard error, interval and the bookkeeping of how it was obtained; immutable once
+    returned (`dataclasses.replace(result, ...)` gives a changed copy)."""
     method: str                 # estimator, e.g. 'matching (propensity, k=1, with replacement)'
     estimand: str               # 'ATT', 'ATC' or 'ATE'
     estimate: float
@@ -39,6 +37,7 @@ class EffectResult:
     n_discarded: dict = field(default_factory=dict)   # {'trim': .., 'caliper': .., 'exact': ..}
     level: float = 0.95
     details: dict = field(default_factory=dict)
+    weights: pd.Series = field(default=None, compare=False)  # per-unit weights of the estimators that weight units (matching, IPW); None otherwise
     @property
     def pvalue(self):
         return float(2 * stats.norm.sf(abs(self.estimate / self.se))) if self.se and self.se > 0 else float('nan')
@@ -50,9 +49,10 @@ class EffectResult:
             if not 0 < alpha < 1: raise ValueError(f"alpha must be in (0, 1), got {alpha}")
             z = stats.norm.ppf(1 - alpha / 2); lo, hi = self.estimate - z * self.se, self.estimate + z * self.se
         return pd.DataFrame({'lower': [float(lo)], 'upper': [float(hi)]}, index=pd.Index([self.estimand], name='estimand'))
-    def summary(self)->str:
-        "The printed summary (estimator, estimate, se, interval, p-value, variance used, units, covariates, formulas) as text."
-        return _Text('\n'.join(self._lines()))
+    def summary(self)->Summary:
+        """The summary: under the estimator's name, a one-row table (estimand, estimate, se, interval, p-value, units), and
+        notes on the variance used, the units discarded, the covariates and any formulas."""
+        return Summary(f"{type(self).__name__}: {self.method}", self._table(), self._notes())
     def to_frame(self)->pd.DataFrame:
         "One row: estimand, estimate, se, CI, p-value, counts and the estimator/variance used."
         row = dict(method=self.method, estimand=self.estimand, estimate=self.estimate, se=self.se,
@@ -61,27 +61,28 @@ class EffectResult:
                    n_discarded=int(sum(self.n_discarded.values())), covariates=', '.join(map(str, self.covariates)))
         row.update({k: v for k, v in self.details.items() if np.isscalar(v)})
         return pd.DataFrame([row])
-    def _lines(self):
+    def _table(self)->pd.DataFrame:
         lo, hi = self.ci
-        out = [f"{type(self).__name__}: {self.method}",
-               f"  {self.estimand:<4} estimate  {_fmt(self.estimate, 6)}   se {_fmt(self.se, 5)}   "
-               f"{int(self.level*100)}% CI [{_fmt(lo, 6)}, {_fmt(hi, 6)}]   p = {self.pvalue:.3g}",
-               f"  variance: {self.variance}",
-               f"  units: {self.n_treated} treated, {self.n_control} control" +
-               (f"; discarded: " + ', '.join(f"{v} by {k}" for k, v in self.n_discarded.items()) if self.n_discarded else ''),
-               f"  covariates ({len(self.covariates)}): " + ', '.join(map(str, self.covariates[:12])) + (' ...' if len(self.covariates) > 12 else '')]
-        d = self.details
+        return pd.DataFrame([dict(estimand=self.estimand, estimate=self.estimate, se=self.se, ci_low=lo, ci_high=hi,
+                                  pvalue=self.pvalue, n_treated=self.n_treated, n_control=self.n_control)])
+    def _notes(self)->list:
+        d = self.details; out = []
         if d.get('n_repeats', 1) > 1:
-            out.insert(2, f"  median of {d['n_repeats']} cross-fitting repetitions; they ranged over [{_fmt(d['estimate_min'], 6)}, {_fmt(d['estimate_max'], 6)}]")
-        out += [f"  {k[8:]} formula: {v}" for k, v in d.items() if k.startswith('formula_')]
+            out.append(f"median of {d['n_repeats']} cross-fitting repetitions; they ranged over [{_fmt(d['estimate_min'], 6)}, {_fmt(d['estimate_max'], 6)}]")
+        out.append(f"variance: {self.variance}; {self.level * 100:g}% interval (ci_low, ci_high)")
+        if self.n_discarded: out.append("discarded: " + ', '.join(f"{v} by {k}" for k, v in self.n_discarded.items()))
+        out.append(f"covariates ({len(self.covariates)}): " + (', '.join(map(str, self.covariates[:12])) or 'none') +
+                   (' ...' if len(self.covariates) > 12 else ''))
+        out += [f"{k[8:]} formula: {v}" for k, v in d.items() if k.startswith('formula_')]
         return out
-    def __repr__(self): return '\n'.join(self._lines())
+    def __repr__(self): return str(self.summary())
 
 # %% ../nbs/02b_effects.ipynb #e0014
-class EffectResults(list):
+class EffectResults(ResultList):
     """Several `EffectResult`s (estimators or estimands side by side) with the same API: `to_frame()` stacks their rows,
     `conf_int(alpha)` their intervals, `summary()` their summaries; `res['ATE', 'AIPW']` picks one by estimand and a
-    word of its method. Any producer of effect estimates (e.g. CausalBert's heads) can return one."""
+    word of its method. Any producer of effect estimates (e.g. CausalBert's heads) can return one. Immutable once built
+    (a `causal_llmrec.results.ResultList`): `append` and item assignment are refused; build a new one instead."""
     def __init__(self, results=()):
         results = list(results)
         bad = [type(r).__name__ for r in results if not isinstance(r, EffectResult)]
@@ -96,9 +97,16 @@ class EffectResults(list):
         out = pd.concat([r.conf_int(alpha) for r in self])
         out.index = pd.MultiIndex.from_tuples([(r.method, r.estimand) for r in self], names=['method', 'estimand'])
         return out
-    def summary(self)->str:
-        "All summaries, one after the other."
-        return _Text('\n\n'.join(r.summary() for r in self))
+    def summary(self)->Summary:
+        "One row per result (method, estimand, estimate, se, interval, p-value, units) and a note on each one's variance."
+        rows = [r._table().assign(method=r.method)[['method'] + list(r._table().columns)] for r in self]
+        same = len({r.variance for r in self}) == 1
+        notes = ([f"variance of every row: {self[0].variance}"] if same and self else []) + [
+                 f"{r.method} ({r.estimand}): " + '; '.join(([] if same else [f"variance: {r.variance}"]) +
+                 (["discarded: " + ', '.join(f"{v} by {k}" for k, v in r.n_discarded.items())] if r.n_discarded else []))
+                 for r in self if not same or r.n_discarded]
+        return Summary(f"{type(self).__name__}: {len(self)} estimate{'s' if len(self) != 1 else ''}",
+                       pd.concat(rows, ignore_index=True) if rows else None, notes)
     def __getitem__(self, key):
         if isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key):
             hits = [r for r in self if r.estimand == key[0] and key[1].lower() in r.method.lower()]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from .errors import InputError
+from .results import Result, Summary
 from tqdm.auto import tqdm
 
 # %% auto #0
@@ -122,9 +123,9 @@ def gini(counts)->float:
     n = len(x); cum = np.cumsum(x)
     return float((n + 1 - 2 * (cum / cum[-1]).sum()) / n)
 
-@dataclass
-class RankingResult:
-    "Ranking quality of top-K lists: per-user metrics, their means with CIs, and list-level coverage/popularity."
+@dataclass(repr=False)
+class RankingResult(Result):
+    "Ranking quality of top-K lists: per-user metrics, their means with CIs, and list-level coverage/popularity; immutable once returned."
     per_user: pd.DataFrame
     k: int
     coverage: float
@@ -143,14 +144,13 @@ class RankingResult:
         for m in ['coverage', 'gini', 'arp', 'popularity_lift']:
             rows.append(dict(metric=m, value=getattr(self, m), se=np.nan, ci_low=np.nan, ci_high=np.nan))
         return pd.DataFrame(rows).set_index('metric')
-    def __repr__(self):
-        f = self.to_frame()
-        lines = [f"RankingResult: {len(self.per_user)} users, K={self.k}" +
-                 (f" ({self.n_users_missing} users had no list: scored 0)" if self.n_users_missing else "")]
-        for m, r in f.iterrows():
-            ci = f"  [{r.ci_low:.4f}, {r.ci_high:.4f}]" if np.isfinite(r.ci_low) else ""
-            lines.append(f"  {m:<16}{r.value:9.4f}{ci}")
-        return "\n".join(lines)
+    def summary(self)->Summary:
+        "The summary: one row per metric (mean over users, se and interval; the list-level figures without an interval)."
+        return Summary(f"RankingResult: {len(self.per_user)} users, K={self.k}" +
+                       (f" ({self.n_users_missing} users had no list: scored 0)" if self.n_users_missing else ""), self.to_frame(),
+                       [f"{self.level * 100:g}% intervals of the per-user metrics: normal approximation over users; coverage, gini, "
+                        "arp (average recommended popularity) and popularity_lift describe the lists as a whole"])
+    def __repr__(self): return str(self.summary())
 
 def ranking_metrics(recs:pd.DataFrame, # top-K lists: user_id, item_id, rank (from `top_k`)
                     truth:pd.DataFrame, # relevant (user_id, item_id) pairs, e.g. the held-out test interactions
@@ -345,9 +345,9 @@ def causal_ranking_metrics(scores:pd.DataFrame, # user_id, item_id, score (highe
     return res
 
 # %% ../nbs/06_evaluate.ipynb #d7db65bf
-@dataclass
-class ABTestResult:
-    "A simulated online A/B test of policy B against A, with the true lift and (optionally) an offline estimate."
+@dataclass(repr=False)
+class ABTestResult(Result):
+    "A simulated online A/B test of policy B against A, with the true lift and (optionally) an offline estimate; immutable once returned."
     lift: float
     se: float
     ci_low: float
@@ -366,13 +366,12 @@ class ABTestResult:
         df = pd.DataFrame(rows).set_index('source')
         if self.offline is not None: df = pd.concat([df, self.offline[['lift', 'se', 'ci_low', 'ci_high']]])
         return df
-    def __repr__(self):
-        pct = int(round(self.level * 100))
-        lines = [f"ABTestResult: {self.n_a} users on A (mean outcome {self.mean_a:.4f}), {self.n_b} on B ({self.mean_b:.4f})",
-                 f"  {'source':<26}{'lift':>10}   {pct}% CI"]
-        for s, r in self.to_frame().iterrows():
-            lines.append(f"  {s:<26}{r.lift:10.4f}   [{r.ci_low:.4f}, {r.ci_high:.4f}]")
-        return "\n".join(lines)
+    def summary(self)->Summary:
+        "The summary: the online lift, the true lift and any offline estimates, one row each, with their intervals."
+        t = self.to_frame(); t.index.name = 'source'
+        return Summary(f"ABTestResult: {self.n_a} users on A (mean outcome {self.mean_a:.4f}), {self.n_b} on B ({self.mean_b:.4f})",
+                       t, [f"{self.level * 100:g}% intervals; lift: mean outcome per user under B minus under A"])
+    def __repr__(self): return str(self.summary())
 
 def world_truth(world, # a `causal_llmrec.data.SimWorld`
                )->pd.DataFrame: # user_id, item_id, mu0, mu1, tau for every logged pair
@@ -460,18 +459,20 @@ def offline_lift(logs:pd.DataFrame, # user_id, item_id, exposure (0/1), outcome,
     return pd.DataFrame(rows).set_index('estimator')
 
 # %% ../nbs/06_evaluate.ipynb #65ef92e7
-@dataclass
-class Refutation:
-    "The result of `refute`: one row per test, and whether the estimate survived it."
+@dataclass(repr=False)
+class Refutation(Result):
+    "The result of `refute`: one row per test, and whether the estimate survived it; immutable once returned."
     estimate:float        # the original estimate
     se:float              # its standard error
     table:pd.DataFrame    # test, new_effect, spread, statistic, passed, reading
     @property
     def passed(self)->bool: return bool(self.table.passed.all())
-    def __repr__(self):
-        lines = [f"estimate {self.estimate:.4f} (se {self.se:.4f}): {'passed every refutation' if self.passed else 'FAILED ' + ', '.join(self.table.test[~self.table.passed])}"]
-        lines += [f"  {r.test:<20} new effect {r.new_effect:+.4f} (spread {r.spread:.4f}): {r.reading}" for r in self.table.itertuples()]
-        return '\n'.join(lines)
+    def summary(self)->Summary:
+        "The summary: the verdict as the title, one row per refutation test (new effect, spread, statistic, passed, reading)."
+        return Summary(f"Refutation: estimate {self.estimate:.4f} (se {self.se:.4f}): " +
+                       ('passed every refutation' if self.passed else 'FAILED ' + ', '.join(self.table.test[~self.table.passed])),
+                       self.table)
+    def __repr__(self): return str(self.summary())
 
 def _est(estimator, df, treatment, outcome, covariates, kw):
     r = estimator(df, treatment=treatment, outcome=outcome, covariates=list(covariates), **kw)

@@ -52,19 +52,20 @@ def load_nhefs(
 # %% ../nbs/02_matching.ipynb #72460ce3
 @dataclass(repr=False)
 class MatchResult(EffectResult):
-    "A matching estimate that keeps its matched pairs, the per-unit weights and the data needed for balance checks."
-    pairs: pd.DataFrame = None        # one row per (unit, match): unit, match, weight, distance
-    weights: pd.Series = None         # matched-sample weight of every unit (0 = unused)
-    _data: dict = field(default_factory=dict)
-    def _lines(self):
-        out = super()._lines()
+    """A matching estimate that keeps its matched pairs, the per-unit weights and the data needed for balance checks;
+    immutable once returned, as every `EffectResult`."""
+    weights: pd.Series = field(default=None, compare=False)  # matched-sample weight of every unit (0 = unused)
+    pairs: pd.DataFrame = field(default=None, compare=False) # one row per (unit, match): unit, match, weight, distance
+    _data: dict = field(default_factory=dict, compare=False)
+    def _notes(self):
+        out = super()._notes()
         d = self.details
         if np.isfinite(d.get('matches_per_unit_mean', np.nan)):
-            which = (f"  reported: bias-corrected estimate; the plain matching estimate is {_fmt(d.get('estimate_plain'), 6)}"
-                     if d.get('bias_corrected') else "  reported: the plain matching estimate (bias_adjust=True adds the Abadie-Imbens correction)")
-            out.insert(2, which + f"; matches per unit: {d.get('matches_per_unit_mean', float('nan')):.3g} on average, "
+            which = (f"reported: bias-corrected estimate; the plain matching estimate is {_fmt(d.get('estimate_plain'), 6)}"
+                     if d.get('bias_corrected') else "reported: the plain matching estimate (bias_adjust=True adds the Abadie-Imbens correction)")
+            out.insert(0, which + f"; matches per unit: {d.get('matches_per_unit_mean', float('nan')):.3g} on average, "
                        f"controls reused up to {d.get('max_reuse', 0):g} times")
-            if 'se_ai2006' in d: out.insert(3, f"  se {_fmt(self.se, 5)} adjusts for the estimated score (Abadie-Imbens 2016); as if it were known "
+            if 'se_ai2006' in d: out.insert(1, f"se {_fmt(self.se, 5)} adjusts for the estimated score (Abadie-Imbens 2016); as if it were known "
                                                f"(AI 2006, ps_variance='ai2006'): {_fmt(d['se_ai2006'], 5)}")
         return out
     def balance(self)->pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 from functools import partial
 from .errors import check_frame, check_array, check_same_length, check_propensity
 from .evaluate import EvaluationInputError, EvaluationWarning
+from .results import Result, Summary
 
 # the package's shared input checks, raising this family's EvaluationInputError
 _arr = partial(check_array, error=EvaluationInputError)
@@ -32,9 +33,9 @@ __all__ = ['OPE_ESTIMATORS', 'OPEResult', 'off_policy_value', 'bernoulli_ts_acti
 # %% ../nbs/06a_ope.ipynb #febbd9ed
 OPE_ESTIMATORS = ('IPS', 'SNIPS', 'DM', 'DR')
 
-@dataclass
-class OPEResult:
-    "Off-policy value estimates of one target policy from logged data, with bootstrap CIs and weight diagnostics."
+@dataclass(repr=False)
+class OPEResult(Result):
+    "Off-policy value estimates of one target policy from logged data, with bootstrap CIs and weight diagnostics; immutable once returned."
     estimates: pd.DataFrame  # estimator -> value, se, ci_low, ci_high
     boot: pd.DataFrame  # bootstrap replicates, one column per estimator (rows resampled jointly)
     n: int
@@ -68,17 +69,15 @@ class OPEResult:
             rows.append(dict(estimator=e, value=r.value, truth=truth, relative_error=abs(r.value - truth) / truth,
                              ci_low=np.quantile(re_b, a), ci_high=np.quantile(re_b, 1 - a)))
         return pd.DataFrame(rows).set_index('estimator')
-    def __repr__(self):
-        lines = [f"OPEResult: n={self.n} logged rows, logged (behaviour) value {self.logged_value:.5f}",
-                 f"  weights: max {self.max_weight:.2f}, effective sample size {self.ess:.0f}" +
-                 (f", clipped at {self.clip:g}: {self.n_clipped} rows" if self.clip is not None else ", no clipping") +
-                 (f"; target mass on never-logged actions {self.unlogged_mass:.3f}" if self.unlogged_mass > 0 else ""),
-                 f"  bootstrap: {len(self.boot)} draws, reward model {'refitted in each' if self.refit else 'held fixed (DM/DR CIs too narrow)'}"]
-        pct = int(round(self.level * 100))
-        lines.append(f"  {'estimator':<8}{'value':>10}{'se':>10}   {pct}% CI")
-        for e, r in self.estimates.iterrows():
-            lines.append(f"  {e:<8}{r.value:10.5f}{r.se:10.5f}   [{r.ci_low:.5f}, {r.ci_high:.5f}]")
-        return "\n".join(lines)
+    def summary(self)->Summary:
+        "The summary: one row per estimator (value, bootstrap se and interval), with the weight and bootstrap diagnostics as notes."
+        return Summary(f"OPEResult: n={self.n} logged rows, logged (behaviour) value {self.logged_value:.5f}", self.estimates,
+                       [f"weights: max {self.max_weight:.2f}, effective sample size {self.ess:.0f}" +
+                        (f", clipped at {self.clip:g}: {self.n_clipped} rows" if self.clip is not None else ", no clipping") +
+                        (f"; target mass on never-logged actions {self.unlogged_mass:.3f}" if self.unlogged_mass > 0 else ""),
+                        f"bootstrap: {len(self.boot)} draws, {self.level * 100:g}% percentile intervals, reward model "
+                        f"{'refitted in each' if self.refit else 'held fixed (DM/DR CIs too narrow)'}"])
+    def __repr__(self): return str(self.summary())
 
 # %% ../nbs/06a_ope.ipynb #e0d59651
 def off_policy_value(logs:pd.DataFrame, # logged data: one row per (round, position) shown

@@ -8,7 +8,7 @@ __all__ = ['DASK_AIPW_FOLDS', 'run_pipeline', 'stage_data', 'stage_discover', 's
 
 # %% ../nbs/07_pipeline.ipynb #70b5c9b5
 import os, re, io, sys, json, math, time, shutil, socket, hashlib, inspect, warnings, contextlib, tempfile
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np, pandas as pd
@@ -222,7 +222,7 @@ def _effect_estimates(df, adj, s, seed, logged:bool=False)->list:
         res += [W.ipw(df, covariates=adj, **kw), W.aipw(df, covariates=adj, **kw)]
         if logged:
             for f in (W.ipw, W.aipw):      # the logging policy's own propensities, beside the estimated ones
-                r = f(df, covariates=adj, propensity=df[PROPENSITY].to_numpy(float), **kw); r.method += ' with logged propensities'; res.append(r)
+                r = f(df, covariates=adj, propensity=df[PROPENSITY].to_numpy(float), **kw); res.append(replace(r, method=r.method + ' with logged propensities'))
     return res
 
 def _effects_frame(res:list)->pd.DataFrame:
@@ -357,8 +357,8 @@ def _estimate_on_dask(ctx, d:dict, adj:list, source:str, one_arm:list, logged:bo
             if logged: steps.append(('IPW, logged propensities', lambda: SC.ipw_scale(path, T, Y, score=sp.col(PROPENSITY), **kw)))
         res = []
         for name, f in tqdm(steps, desc='estimate on dask', unit='estimator', disable=not ctx.progress, file=sys.stderr):
-            r = f(); res.append(r)
-            if name.endswith('logged propensities'): r.method += ' with logged propensities'
+            r = f()
+            res.append(replace(r, method=r.method + ' with logged propensities') if name.endswith('logged propensities') else r)
         workers, dash = eng.n_workers, eng.dashboard_link
     eff = _effects_frame(res)
     ctx.write_csv('effects.csv', eff)
@@ -430,14 +430,15 @@ def stage_train(ctx):
             if shared is None: return _load_bert(s, seed + k, covs)
             return CausalBert(shared.encoder, shared.tokenizer, max_length=s.max_length, covariates=covs or None,
                                  inputs=s.inputs if covs else 'text')
-        cft = TrainConfig(**{**vars(tc), 'encoder_steps': s.cross_fit_encoder_steps, 'progress': False,
-                                'strategy': 'cached' if s.cross_fit_encoder_steps == 0 else tc.strategy})
+        steps = tc.encoder_steps if s.cross_fit_encoder_steps is None else s.cross_fit_encoder_steps   # None: as many as the training's
+        cft = TrainConfig(**{**vars(tc), 'encoder_steps': steps, 'progress': False,
+                                'strategy': 'cached' if steps == 0 else tc.strategy})
         cf = cross_fit(make, allp, ut, itx, folds=s.cross_fit_folds, config=cft, seed=seed, progress=ctx.progress)
         est = cf.effects(); how = f"cross-fitted over {s.cross_fit_folds} folds of users"
     else: est = estimate_effects(pred); how = 'in-sample predictions (cross_fit_folds: 0)'
     eff = est.to_frame()
     ctx.write_csv('effects.csv', eff)
-    summ = {k: (v.item() if hasattr(v, 'item') else v) for k, v in res.summary().items()}
+    summ = {k: (v.item() if hasattr(v, 'item') else v) for k, v in res.summary().to_frame()['value'].items()}
     att = eff[(eff.estimand == 'ATT') & (eff.method == 'AIPW')].estimate.iloc[0]
     return dict(train=summ, n_pairs_train=len(pairs), encoder=model.cfg['encoder_name'], effects=eff.to_dict('records'),
                 inputs=model.cfg['inputs'], covariates=covs, covariates_source=cov_source, effects_from=how, note=res.note,

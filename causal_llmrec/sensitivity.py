@@ -13,6 +13,7 @@ from scipy import stats
 from .neighbours import MatchingError
 from .effects import EffectResult, _check_frame, _fmt, _with_formulas, _resolve_covariates
 from .matching import MatchResult
+from .results import Result, Summary
 
 # %% ../nbs/02c_sensitivity.ipynb #s0008
 def rosenbaum_bounds(treated, # outcomes of the treated units of matched pairs, or a `MatchResult` (its pairs: each focal unit against the mean of its matches)
@@ -112,19 +113,23 @@ def robustness_value(t:float, # t-statistic of the treatment coefficient
     return 0.5 * (math.sqrt(f ** 4 + 4 * f ** 2) - f ** 2)
 
 # %% ../nbs/02c_sensitivity.ipynb #s0014
-@dataclass
-class OVBSensitivity:
-    "Omitted-variable-bias sensitivity of a linear outcome regression (Cinelli & Hazlett 2020), with benchmark bounds."
+@dataclass(repr=False)
+class OVBSensitivity(Result):
+    """Omitted-variable-bias sensitivity of a linear outcome regression (Cinelli & Hazlett 2020), with benchmark bounds;
+    immutable once returned (`dataclasses.replace` gives a changed copy)."""
     estimate: float; se: float; dof: int; t: float
     r2yd_x: float                    # partial R2 of treatment with the outcome
     rv: float; rv_alpha: float       # robustness values (q=1; and at level alpha)
     bounds: pd.DataFrame             # one row per benchmark covariate and multiplier
     treatment: str = ''; alpha: float = 0.05
-    def __repr__(self):
-        return (f"OVBSensitivity: OLS of the outcome on '{self.treatment}' and the covariates\n"
-                f"  estimate {_fmt(self.estimate, 6)}  se {_fmt(self.se, 5)}  t {self.t:.3f}  df {self.dof}\n"
-                f"  partial R2 of treatment with outcome {self.r2yd_x:.4f}; robustness value RV {self.rv:.4f}, "
-                f"RV(alpha={self.alpha}) {self.rv_alpha:.4f}\n" + self.bounds.to_string(index=False, float_format=lambda x: f'{x:.4f}'))
+    def summary(self)->Summary:
+        """The summary: the benchmark bounds as the table (one row per benchmark covariate and multiplier: the confounder's
+        partial R2s and the adjusted estimate, se, t and interval), the estimate and the robustness values as notes."""
+        return Summary(f"OVBSensitivity: OLS of the outcome on '{self.treatment}' and the covariates", self.bounds,
+                       [f"estimate {_fmt(self.estimate, 6)}, se {_fmt(self.se, 5)}, t {self.t:.3f}, df {self.dof}",
+                        f"partial R2 of treatment with outcome {self.r2yd_x:.4f}; robustness value RV {self.rv:.4f}, "
+                        f"RV(alpha={self.alpha}) {self.rv_alpha:.4f}"])
+    def __repr__(self): return str(self.summary())
     def plot(self, ax=None, # matplotlib axes to draw on
              levels:int=12, # number of contour levels
             ): # matplotlib axes

@@ -88,15 +88,15 @@ TrainConfig = _train_config_class()   # bert_train's TrainConfig (its definition
 class _PipelineTrain:
     "Settings of the train stage that only the pipeline has."
     encoder:str='default'       # 'default': the shipped MiniLM-L6; 'tiny': a tiny random BERT (smoke tests); or a local checkpoint folder
-    max_length:int=128          # tokens per text field (each field's budget is cut to it: see causal_llmrec.text.FIELD_BUDGETS)
+    max_length:int=256          # tokens per text field (each field's budget is cut to it: see causal_llmrec.text.FIELD_BUDGETS)
     n_history:int=10            # history items in a user's text
     threads:int|None=None       # torch CPU threads (None: torch's default)
     inputs:str='both'           # what the heads read: 'both' (text and the adjustment set), 'text' or 'covariates'
     cross_fit_folds:int=5       # effects from out-of-fold predictions of this many models (folds of users); 0: in-sample predictions
-    cross_fit_encoder_steps:int|None=0  # encoder steps of each cross-fitting model (0: the pretrained encoder, frozen and shared; None: each fold fine-tunes its own encoder on the other folds' users with the training default budget)
+    cross_fit_encoder_steps:int|None=0  # encoder steps of each cross-fitting model (0: the pretrained encoder, frozen and shared; None: each fold fine-tunes its own encoder on the other folds' users for train.encoder_steps steps)
 
 TRAIN_RUN_FIELDS = ('device', 'seed', 'progress', 'checkpoint_dir', 'resume_from')  # TrainConfig fields the run sets itself
-TRAIN_DEFAULTS = dict(strategy='cached', head_epochs=30, epochs=1, batch_size=32)  # the pipeline's defaults where they differ from TrainConfig's (a CPU budget)
+TRAIN_DEFAULTS = dict(strategy='cached', epochs=1, batch_size=32)  # the pipeline's defaults where they differ from TrainConfig's (a CPU budget)
 
 def _doc_comments(cls)->dict:
     "The `# comment` after each field of a config dataclass (its documentation)."
@@ -186,6 +186,7 @@ _RANGES = {
     'train.max_length': (8, 512, True, True), 'train.n_history': (0, 1000, True, True), 'train.threads': (1, 1024, True, True),
     'train.cross_fit_folds': (0, 50, True, True), 'train.cross_fit_encoder_steps': (0, 10**7, True, True),
     'train.epochs': (1, 1000, True, True), 'train.encoder_steps': (0, 10**7, True, True), 'train.head_epochs': (1, 10**4, True, True),
+    'train.head_patience': (1, 10**4, True, True), 'train.head_weight_decay': (0, 1, True, True),
     'train.batch_size': (1, 65536, True, True), 'train.head_batch_size': (1, 10**7, True, True), 'train.grad_accum': (1, 4096, True, True),
     'train.lr': (0, 1, False, True), 'train.head_lr': (0, 1, False, True), 'train.weight_decay': (0, 1, True, True),
     'train.warmup_frac': (0, 1, True, False), 'train.max_grad_norm': (0, 10**6, False, True), 'train.g_weight': (0, 1000, True, True),

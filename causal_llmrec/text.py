@@ -292,7 +292,7 @@ def texts(data:RecData, # any RecData with items text columns
     return ut, item_texts(data, popularity=popularity, template=item_template, wording=wd, max_field_chars=max_field_chars)
 
 # %% ../nbs/03_text.ipynb #tf01
-FIELD_BUDGETS = {'profile': 32, 'history': 128, 'title': 48, 'text': 64}   # tokens per field ('text': every free-text column)
+FIELD_BUDGETS = {'profile': 32, 'history': 256, 'title': 48, 'text': 64}   # tokens per field ('text': every free-text column)
 _NOT_FREE_TEXT = ('title', 'name', 'genres', 'genre', 'category', 'categories')
 
 def free_text_columns(df:pd.DataFrame, # a users or items table
@@ -375,11 +375,10 @@ def text_fields(data:RecData, # users, items, history (else interactions), optio
         prof = head.where(head == '', head + '. ') + act
         uf['profile'] = _fit_budget(prof.str.lower() if lowercase else prof, tok, budget('profile'), cut)
         for c in tc['users']: uf[c] = free(data.users, c, 'user')
-        if tc['items']:     # a history item reads as its title and the start of its free text
-            desc = ' '.join('{' + c + '}' for c in tc['items'])
-            tmpl = ('{title}: ' if 'title' in data.items.columns else '') + desc
+        if tc['items']:     # a history item reads as its whole free text: what was watched is what it is about (its title has its own field)
+            tmpl = ' '.join('{' + c + '}' for c in tc['items'])
             hist = user_texts(data, n_history=n_history, max_tokens=budget('history'), tokenizer=tok, features=[], before=before,
-                              item_template=tmpl, wording=wd, lowercase=lowercase, max_field_chars=min(max_field_chars or 80, 80))
+                              item_template=tmpl, wording=wd, lowercase=lowercase, max_field_chars=max_field_chars)
         else:
             hist = user_texts(data, n_history=n_history, max_tokens=budget('history'), tokenizer=tok, features=[], before=before,
                               item_template=item_template, wording=wd, lowercase=lowercase, max_field_chars=max_field_chars)

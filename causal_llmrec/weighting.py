@@ -275,15 +275,14 @@ def ipw(df:pd.DataFrame, # one row per unit
     else: raise MatchingError(f"se must be 'if' or 'bootstrap', got {se!r}")
     w = np.zeros(len(df)); w[keep] = _weights(np.clip(pk, clip, 1 - clip), Tk, estimand)
     ess = {g: float(w[(T == g) & keep].sum() ** 2 / (w[(T == g) & keep] ** 2).sum()) for g in (0, 1)}
-    res = EffectResult(method=f"IPW ({'normalised (Hajek)' if normalize else 'unnormalised (Horvitz-Thompson)'} weights" +
-                              (f"; propensity {formulas['propensity']}" if 'propensity' in formulas else '') + ")", estimand=estimand,
-                       estimate=float(est), se=float(sev), ci=(float(ci[0]), float(ci[1])), variance=vdesc,
-                       n_treated=int(Tk.sum()), n_control=int((1 - Tk).sum()), covariates=covariates, n_discarded=disc,
-                       level=level, details=dict(ess_treated=ess[1], ess_control=ess[0], clip=clip, trim=rule,
-                                                 n_clipped=int(((pk < clip) | (pk > 1 - clip)).sum()), covariate_source=src, **_fdetails(formulas),
-                                                 _data=dict(df=df, treatment=treatment, ps=ps, balance_covariates=covariates)))
-    res.weights = pd.Series(w, index=df.index, name='weight')
-    return res
+    return EffectResult(method=f"IPW ({'normalised (Hajek)' if normalize else 'unnormalised (Horvitz-Thompson)'} weights" +
+                               (f"; propensity {formulas['propensity']}" if 'propensity' in formulas else '') + ")", estimand=estimand,
+                        estimate=float(est), se=float(sev), ci=(float(ci[0]), float(ci[1])), variance=vdesc,
+                        n_treated=int(Tk.sum()), n_control=int((1 - Tk).sum()), covariates=covariates, n_discarded=disc,
+                        level=level, details=dict(ess_treated=ess[1], ess_control=ess[0], clip=clip, trim=rule,
+                                                  n_clipped=int(((pk < clip) | (pk > 1 - clip)).sum()), covariate_source=src, **_fdetails(formulas),
+                                                  _data=dict(df=df, treatment=treatment, ps=ps, balance_covariates=covariates)),
+                        weights=pd.Series(w, index=df.index, name='weight'))
 
 # %% ../nbs/02b_weighting.ipynb #w0023
 def _aipw_point(Tk, Yk, e, mu0, mu1, estimand):

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .data import (RecData, DataError, load_movielens, USER, ITEM, EXPOSURE, OUTCOME, PROPENSITY,
                                 TIMESTAMP, _sigmoid, _calibrate, world_catalogue, LoggedTruth)
+from .results import Result, Summary
 
 # %% auto #0
 __all__ = ['PROPENSITY_MODES', 'SATO_COVARIATES', 'SPLITS', 'SLICES', 'TEXT_WORLD_VOCAB', 'TEXT_WORLD_MECHANISMS',
@@ -367,8 +368,8 @@ SPLITS = ('train', 'val', 'test')
 SLICES = ('warm', 'cold user', 'cold item', 'cold both')
 
 @dataclass(repr=False)
-class ColdStartSplit:
-    "Train / validation / test pairs with cold-user and cold-item flags (relative to the training pairs)."
+class ColdStartSplit(Result):
+    "Train / validation / test pairs with cold-user and cold-item flags (relative to the training pairs); immutable once returned."
     pairs:pd.DataFrame     # one row per input pair, in input order: `user_id`, `item_id`, `split`, `cold_user`, `cold_item`, `slice`
     source:pd.DataFrame    # the input interactions (same row order), returned with the flags by `train`/`val`/`test`
     cold_users:np.ndarray  # ids of the users held out of training (val or test)
@@ -399,11 +400,14 @@ class ColdStartSplit:
     @property
     def test(self)->pd.DataFrame: "Test rows of the input, with the flags."; return self._part('test')
 
-    def summary(self)->pd.DataFrame:
-        "Number of pairs per split (rows) and slice (columns)."
+    def summary(self)->Summary:
+        "Number of pairs per split (rows, the table's index) and slice (columns); `.to_frame()` gives the counts."
         t = pd.crosstab(pd.Categorical(self.pairs.split, SPLITS), pd.Categorical(self.pairs.slice, SLICES), dropna=False)
         t.index.name, t.columns.name = 'split', 'slice'
-        return t
+        return Summary(f"ColdStartSplit: {len(self.pairs):,} pairs per split and slice", t,
+                       [f"{len(self.cold_users)} users and {len(self.cold_items)} items held out of training (seed {self.params['seed']})"])
+
+    _repr_html_ = None     # a notebook shows the repr below (settings and cold-pair counts); `summary()` gives the table
 
     def __repr__(self):
         p, n = self.params, len(self.pairs)

@@ -279,6 +279,16 @@ def test_tfidf_handles_unseen_words(text_log):
     ref = TfidfVectorizer(sublinear_tf=True).fit(pd.unique(text_log['u:taste']))
     assert np.allclose(vec.idf_, ref.idf_)
 
+def test_text_learners_score_a_catalogue_in_blocks(text_log, monkeypatch):
+    "A whole catalogue is scored in blocks of _SCORE_BLOCK pairs (its features would not fit in memory at once): the same scores."
+    import causal_llmrec.baselines as BLM
+    for cls in (TfidfTLearner, EmbeddingTLearner, EmbeddingDRLearnerGB):
+        m = cls(covariates=TEXT_COVS).fit(text_log)
+        whole = m.predict(text_log)
+        monkeypatch.setattr(BLM, '_SCORE_BLOCK', 7)
+        assert len(text_log) > 7*3 and np.allclose(m.predict(text_log), whole, atol=1e-6), cls.__name__
+        monkeypatch.undo()
+
 def test_text_inputs_fail_clearly(text_log):
     m = EmbeddingTLearner()
     with pytest.raises(BaselineInputError, match=r"no user text column: text baselines read columns named 'u:<field>'"):

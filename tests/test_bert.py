@@ -249,7 +249,7 @@ def test_early_stopping_and_checkpoints_both_phases(world, tmp_path, strategy):
     pairs, ut, it, _ = world
     m = CausalBert.tiny(seed=0, linear_text=False)    # no logistic start: the first epoch is the first best
     r = fit(m, pairs, ut, it, strategy=strategy, epochs=6, max_pairs_per_epoch=64, encoder_steps=1, head_epochs=6,
-            lr=0.0, head_lr=0.0, patience=2, batch_size=32, checkpoint_dir=tmp_path, progress=False)
+            lr=0.0, head_lr=0.0, patience=2, head_patience=2, batch_size=32, checkpoint_dir=tmp_path, progress=False)
     phase = 'encoder' if strategy == 'full' else 'heads'
     h = r.history[r.history.phase == phase]
     assert r.stopped_early and h.epoch.tolist() == [1, 2, 3] and h.val_loss.nunique() == 1
@@ -432,7 +432,7 @@ def test_fields_train_predict_save_load_and_grid(xworld, tmp_path):
     uf, itf = _fields(ut, it)
     m = CausalBert.tiny(seed=0, covariates=['noise'])
     r = fit(m, pairs, uf, itf, strategy='cached', encoder_steps=2, head_epochs=3, progress=False)
-    assert m.fields == (['taste', 'history'], ['title', 'genre']) and 'user fields' in repr(m) and 'linear start' in r.note
+    assert m.fields == (['taste', 'history'], ['title', 'genre']) and 'user fields' in repr(m) and 'the bilinear part reads' in r.note
     p = predict(m, pairs, uf, itf)
     assert p[['g', 'q0', 'q1']].stack().between(0, 1).all()
     m.save_pretrained(tmp_path/'ck'); b = CausalBert.from_pretrained(tmp_path/'ck')
@@ -452,7 +452,7 @@ def test_linear_start_reads_the_text_when_it_helps():
     "The effect lives in the taste x genre match, which only the text says: the logistic start on field-embedding products finds it."
     pairs, ut, it, tau = toy_world(n_users=40, n_items=30, seed=0)
     uf, itf = _fields(ut, it)
-    m = CausalBert.tiny(seed=0, hidden=32, encoder_dropout=0.0)
+    m = CausalBert.tiny(seed=0, hidden=32, encoder_dropout=0.0, linear_text=True)
     fit(m, pairs, uf, itf, strategy='cached', encoder_steps=0, head_epochs=1, head_lr=1e-12, progress=False)
     p = predict(m, pairs, uf, itf)
     assert np.corrcoef(p.tau, tau)[0, 1] > 0.5
@@ -467,12 +467,24 @@ def test_validation_holds_out_whole_users():
     assert set(users[va]).isdisjoint(users[tr]) and len(va) + len(tr) == len(users) and 0.15 < len(va)/len(users) < 0.3
     assert len(_user_split(users, 0.0, 0)[0]) == 0 and len(_user_split(np.zeros(5, int), 0.5, 0)[0]) == 0
 
-def test_default_encoder_budget_scales_with_the_data(world):
+def test_bilinear_heads_read_the_text_with_the_defaults():
+    "The default heads (bilinear user x item part, no text in the logistic start) learn the taste x genre match from the texts."
+    pairs, ut, it, tau = toy_world(n_users=40, n_items=30, seed=0)
+    uf, itf = _fields(ut, it)
+    m = CausalBert.tiny(seed=0, hidden=32, encoder_dropout=0.0)
+    assert m.heads.brank == 4 and not m.cfg['linear_text']
+    r = fit(m, pairs, uf, itf, strategy='cached', progress=False)
+    assert np.corrcoef(predict(m, pairs, uf, itf).tau, tau)[0, 1] > 0.5, r.note
+    assert 'the bilinear part reads' in r.note
+
+def test_default_encoder_is_frozen(world):
     pairs, ut, it, _ = world
+    assert TrainConfig().encoder_steps == 0 and TrainConfig(encoder_steps=None).encoder_steps is None
     m = CausalBert.tiny(seed=0)
     r = fit(m, pairs, ut, it, strategy='cached', head_epochs=1, batch_size=64, progress=False)
-    assert r.encoder_steps == 20                                   # a quarter epoch (1 step) raised to the floor of 20
-    assert TrainConfig().encoder_steps is None
+    assert r.encoder_steps == 0 and '0 encoder fine-tuning steps' in r.note
+    r = fit(CausalBert.tiny(seed=0), pairs, ut, it, strategy='cached', encoder_steps=3, head_epochs=1, batch_size=64, progress=False)
+    assert r.encoder_steps == 3
 
 def test_estimator_sklearn_conventions(world):
     from sklearn.base import clone

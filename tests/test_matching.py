@@ -426,7 +426,7 @@ def test_effect_results_collection():
     rs = EffectResults([ipw(df, 't', 'y', covariates=cov, estimand='ATT'), match(df, 't', 'y', covariates=cov)])
     f = rs.to_frame(); assert len(f) == 2 and list(f.estimand) == ['ATT', 'ATT']
     ci = rs.conf_int(0.05); assert ci.shape == (2, 2) and ci.index.names == ['method', 'estimand']
-    assert rs['ATT', 'IPW'] is rs[0] and rs['ATT', 'matching'] is rs[1] and 'MatchResult' in rs.summary()
+    assert rs['ATT', 'IPW'] is rs[0] and rs['ATT', 'matching'] is rs[1] and 'matching on logit' in rs.summary()
     with pytest.raises(KeyError): rs['ATE', 'IPW']
     with pytest.raises(TypeError): EffectResults([1.0])
 

@@ -109,8 +109,9 @@ def test_train_settings_are_train_config():
     assert (tc.weight_decay, tc.g_weight, tc.patience, tc.select, tc.lr, tc.seed) == (0.0, 2.5, 5, "loss", 1e-4, 4)
     assert tc.head_batch_size == TrainConfig().head_batch_size   # fields the pipeline does not override keep TrainConfig's default
     text = PipelineConfig().to_yaml()
-    assert "head_epochs: 30  # cached strategy" in text and f"(pipeline default; TrainConfig's is {TrainConfig().head_epochs!r})" in text
-    assert cfg.train.encoder_steps is None and tc.encoder_steps is None   # the data-sized fine-tuning budget of TrainConfig
+    assert "batch_size: 32  # pairs per micro-batch" in text and f"(pipeline default; TrainConfig's is {TrainConfig().batch_size!r})" in text
+    assert f"head_epochs: {TrainConfig().head_epochs}  # cached strategy" in text      # the heads' budget the text-world evidence measured
+    assert cfg.train.encoder_steps == 0 and tc.encoder_steps == 0   # the pretrained encoder, frozen (TrainConfig's default)
 
 
 def test_bad_yaml_files(tmp_path):

@@ -191,7 +191,7 @@ def test_cold_start_split_on_sato_world(small):
     sp = cold_start_split(small, seed=0)
     _check_split(sp, small.data.interactions)
     assert len(sp.cold_users) == 12 and len(sp.cold_items) == round(0.2*1682)
-    s = sp.summary()
+    s = sp.summary().to_frame()
     assert list(s.index) == list(SPLITS) and list(s.columns) == list(SLICES) and s.values.sum() == len(small.data)
     assert (s.loc['train', ['cold user', 'cold item', 'cold both']] == 0).all() and (s.loc['test'] > 0).all()
     warm = sp.pairs[~(sp.pairs.user_id.isin(sp.cold_users) | sp.pairs.item_id.isin(sp.cold_items))]
