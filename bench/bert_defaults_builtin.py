@@ -19,13 +19,14 @@ import numpy as np, pandas as pd, torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from causal_llmrec.data import simulate, load_movielens, SIM_COVARIATES
-from causal_llmrec.text import texts
+from causal_llmrec.data import load_movielens, SIM_COVARIATES
 from causal_llmrec.bert import CausalBert, predict
 from causal_llmrec.bert_train import fit
 from causal_llmrec.baselines import tune
 from causal_llmrec.recommenders import BASELINES
 from causal_llmrec.evaluate import true_uplift_at_k
+sys.path.insert(0, str(ROOT/'bench'))
+from bert_evidence import split_world
 
 
 def gain(frame, score, k=10):
@@ -35,14 +36,7 @@ def gain(frame, score, k=10):
 
 def world(ml, gamma, seed, a):
     "CausalBert (defaults) and the tuned logistic T-learner on one world: test gain on the whole catalogue and seconds."
-    w = simulate(ml, n_users=a.n_users, confounding=gamma, seed=seed)
-    fr = w.frame().reset_index(drop=True); fr['tau'] = w.truth.tau.to_numpy(); fr['outcome'] = fr.outcome.astype(int)
-    ut, it = texts(w.data)
-    users = np.array(sorted(fr.user_id.unique())); rng = np.random.default_rng(seed); rng.shuffle(users)
-    n_te, n_va = int(round(.3*len(users))), int(round(.1*len(users)))
-    te_u, va_u = set(users[:n_te]), set(users[n_te:n_te+n_va])
-    tr = fr[~fr.user_id.isin(te_u | va_u)]
-    te, va = (w.catalogue(u).drop(columns=['mu0', 'mu1']) for u in (te_u, va_u))
+    _, ut, it, tr, va, te = split_world(ml, gamma, seed, a.n_users, 'catalogue')   # the split of bench/bert_evidence.py
     rows = []
     t0 = time.perf_counter()
     with warnings.catch_warnings():

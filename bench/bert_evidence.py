@@ -31,7 +31,8 @@ from causal_llmrec.bert import CausalBert, predict
 from causal_llmrec.bert_train import fit
 from causal_llmrec.bert_effects import cross_fit
 from causal_llmrec import baselines as B
-from causal_llmrec.recommenders import BASELINES, matching as M
+from causal_llmrec.recommenders import BASELINES
+from causal_llmrec.matching import match
 from causal_llmrec.weighting import aipw
 from causal_llmrec.evaluate import true_uplift_at_k
 
@@ -43,16 +44,24 @@ def gain(frame, score, k=10):
     return float(true_uplift_at_k(frame[['user_id', 'item_id']].assign(score=score), frame[['user_id', 'item_id', 'tau']], k=k)['share_of_oracle'])
 
 
-def ranking_world(ml, gamma, seed, args, encoder):
-    w = simulate(ml, n_users=args.n_users, confounding=gamma, seed=seed)
+def split_world(ml, gamma, seed, n_users, candidates='logged'):
+    """The built-in world of (gamma, seed), its texts and its seeded 60/10/30 user split: (world, user texts, item texts, train,
+    validation, test). Training is on the logged pairs; with candidates='catalogue' the validation and test users rank every
+    unrated item (truth from `SimWorld.potential_outcomes`), else their logged candidates."""
+    w = simulate(ml, n_users=n_users, confounding=gamma, seed=seed)
     fr = w.frame().reset_index(drop=True); fr['tau'] = w.truth.tau.to_numpy(); fr['outcome'] = fr.outcome.astype(int)
     ut, it = texts(w.data)
     users = np.array(sorted(fr.user_id.unique())); rng = np.random.default_rng(seed); rng.shuffle(users)
     n_te, n_va = int(round(.3*len(users))), int(round(.1*len(users)))
     te_u, va_u = set(users[:n_te]), set(users[n_te:n_te+n_va])
     te, va, tr = fr[fr.user_id.isin(te_u)], fr[fr.user_id.isin(va_u)], fr[~fr.user_id.isin(te_u | va_u)]
-    if args.candidates == 'catalogue':   # validation and test users rank the whole catalogue; training stays on the logged pairs
+    if candidates == 'catalogue':
         te, va = (w.catalogue(u).drop(columns=['mu0', 'mu1']) for u in (te_u, va_u))
+    return w, ut, it, tr, va, te
+
+
+def ranking_world(ml, gamma, seed, args, encoder):
+    w, ut, it, tr, va, te = split_world(ml, gamma, seed, args.n_users, args.candidates)
     rows = []
     for name in BASE_METHODS:
         cls = BASELINES[name]; t0 = time.perf_counter()
@@ -100,7 +109,7 @@ def coverage_world(ml, gamma, seed, args, shared):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         for est in ('ATE', 'ATT'):
-            for name, f in (('matching (propensity score, plain, Abadie-Imbens 2016 se)', M.match), ('AIPW (matching module, logistic outcome models, 5 repeated cross-fits)', aipw)):
+            for name, f in (('matching (propensity score, plain, Abadie-Imbens 2016 se)', match), ('AIPW (matching module, logistic outcome models, 5 repeated cross-fits)', aipw)):
                 r = f(fr, 'exposure', 'outcome', covariates=SIM_COVARIATES, estimand=est, seed=seed)
                 q = r.to_frame().iloc[0]; lo, hi = q.ci_low, q.ci_high
                 rows.append(dict(method=name, estimand=est, estimate=r.estimate, se=r.se, lo=float(lo), hi=float(hi)))

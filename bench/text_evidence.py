@@ -24,7 +24,8 @@ Two studies per world (every figure out of sample):
 
     .venv/bin/python bench/text_evidence.py [--confounding 0 1 2] [--modification 0 1] [--worlds 20] [--study ranking coverage]
 
-Writes bench/results/<--out>.json after every world (a rerun with the same --out resumes) and <--out>.md at the end.
+Writes bench/results/<--out>.json after every world (a rerun with the same --out resumes) and <--out>.md at the end. After a
+change to CausalBert, --refresh recomputes its rows in the worlds already done and keeps the baselines' rows.
 """
 import argparse, json, os, platform, sys, time, warnings
 from pathlib import Path
@@ -86,6 +87,7 @@ def ranking_study(w, uf, itf, logged, a, seed) -> list:
     model = CausalBert.from_encoder(covariates=TEXT_COVARIATES, seed=seed)
     res = fit(model, train, uf, itf, progress=False, seed=seed)
     add(CB, predict(model, te, uf, itf).tau.to_numpy(), time.perf_counter() - t0, res.note)
+    if a.refresh: return rows      # --refresh: CausalBert's rows only; the baselines' rows of the earlier run are kept
     trX, vaX = pair_texts(train, uf, itf), pair_texts(va, uf, itf)
     for name in a.baselines:
         t0 = time.perf_counter()
@@ -158,7 +160,7 @@ def render(res: dict) -> str:
         for (c, m_), g in rank.groupby(['confounding', 'modification'], sort=False):
             L += [f"**text confounding {c:g}, text effect modification {m_:g}**", "", "| method | all items | new items |", "|---|---|---|"]
             piv = {(r.method, r.slice): r for r in g.itertuples()}
-            for meth in dict.fromkeys(g.method):
+            for meth in sorted(dict.fromkeys(g.method), key=lambda m: m != CB):   # CausalBert first, then the run's order
                 cell = lambda sl: (f"{piv[(meth, sl)].mean:.3f} ({piv[(meth, sl)].std:.3f}; {piv[(meth, sl)].min:.3f})"
                                    if (meth, sl) in piv else '')
                 L.append(f"| {meth} | {cell('all items')} | {cell('new items')} |")
@@ -188,6 +190,8 @@ def main():
     ap.add_argument('--folds', type=int, default=5)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--out', default='text_evidence')
+    ap.add_argument('--refresh', action='store_true', help="recompute CausalBert's rows of the worlds already done (after a change "
+                    "to CausalBert), keeping the baselines' rows (coverage: every row, they take a second)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads); warnings.simplefilter('ignore')
     out = ROOT/'bench'/'results'/a.out
@@ -196,7 +200,8 @@ def main():
         res = dict(command='', machine=f"{os.cpu_count()} CPUs, torch {torch.__version__}, {a.threads} thread(s)",
                    load=os.getloadavg()[0].__round__(1), n_users=a.n_users, budget=a.budget, folds=a.folds, seed0=a.seed0,
                    worlds=a.worlds, rows=[], done=[], elapsed_s=0.0)
-    res['command'] = '.venv/bin/python bench/text_evidence.py ' + ' '.join(sys.argv[1:])
+    cmd = '.venv/bin/python bench/text_evidence.py ' + ' '.join(sys.argv[1:])
+    res['command'] = (res['command'] + '; then ' + cmd) if a.refresh and res.get('command') else cmd
     res['worlds'] = max(res.get('worlds', 0), a.worlds)
     t_start = time.perf_counter(); el0 = res['elapsed_s']
     for c in a.confounding:
@@ -205,13 +210,16 @@ def main():
                 sp = world_spec(j, a.seed0)
                 for study in a.study:
                     key = f"{study}|{c:g}|{m_:g}|{sp['seed']}"
-                    if key in res['done']: continue
+                    if key in res['done'] and not a.refresh: continue
                     t0 = time.perf_counter()
                     w = text_world(n_users=a.n_users, confounding=c, modification=m_, **sp)
                     uf, itf = text_fields(w.data); logged = logged_pairs(w)
                     rows = (ranking_study if study == 'ranking' else coverage_study)(w, uf, itf, logged, a, sp['seed'])
                     for r in rows: r.update(confounding=c, modification=m_, **sp)
-                    res['rows'] += rows; res['done'].append(key)
+                    same = lambda r: (r['study'], r['confounding'], r['modification'], r['seed']) == (study, c, m_, sp['seed'])
+                    redone = {r['method'] for r in rows}
+                    res['rows'] = [r for r in res['rows'] if not (same(r) and r['method'] in redone)] + rows
+                    if key not in res['done']: res['done'].append(key)
                     res['elapsed_s'] = el0 + time.perf_counter() - t_start
                     out.with_suffix('.json').write_text(json.dumps(res, indent=1, default=float))
                     brief = {r['method'][:24] + ('/new' if r.get('slice') == 'new items' else '') + (f"/{r['estimand']}" if 'estimand' in r else ''):

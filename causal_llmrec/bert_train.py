@@ -557,7 +557,8 @@ def _heads_finish(r:_Run, cache:tuple):
     "After the heads' epochs: the best state, the one-standard-error rule against the start, a final refit of a linear-only start, and the text cache."
     model, data, cfg = r.model, r.data, r.cfg
     if r.best_state is not None and r.n_val: model.heads.load_state_dict(r.best_state)
-    if r.start_state is not None and r.best_state is not r.start_state:
+    if r.start_state is not None and r.best_state is r.start_state: r.reverted = True   # no epoch beat the start: the heads are the start
+    elif r.start_state is not None:
         # one-standard-error rule: keep what the deep part learned only if it beats the start clearly
         if not _one_se_better(_val_per_pair(model, data, r.val_pos, r.dev, cfg, cache, r.phi), r.start_pp):
             model.heads.load_state_dict(r.start_state); r.reverted = True

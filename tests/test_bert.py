@@ -505,3 +505,18 @@ def test_estimator_sklearn_conventions(world):
     with pytest.raises(TypeError, match='unknown CausalBertEstimator setting'): CausalBertEstimator(epoch=2)
     with pytest.raises(ValueError, match='batch_size'): CausalBertEstimator(encoder='tiny', batch_size=0).fit(X)
     with pytest.raises(ValueError, match="no 'u:<field>'"): CausalBertEstimator(encoder='tiny').fit(pairs)
+
+def test_heads_that_never_beat_the_start_are_the_start_refit_on_every_pair(xworld):
+    "No head epoch beats the logistic start (learning rate 0): the heads are the start, refitted on the validation pairs too."
+    import causal_llmrec.bert_train as bt
+    pairs, ut, it, _ = xworld
+    fits = []
+    real = bt._init_linear
+    def spy(model, data, pos, *a, **k):
+        fits.append(len(pos)); return real(model, data, pos, *a, **k)
+    bt._init_linear = spy
+    try:
+        r = fit(CausalBert.tiny(seed=0, covariates=['match']), pairs, ut, it, strategy='cached', head_lr=0.0, head_epochs=3, progress=False)
+    finally: bt._init_linear = real
+    assert 'so the heads kept the start' in r.note
+    assert fits[-1] == r.n_train + r.n_val and fits[0] == r.n_train       # the last logistic fit reads every pair
