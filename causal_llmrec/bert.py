@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
+from .text import LIST_SEP, split_list
 
 # %% ../nbs/04_bert.ipynb #d521d0e1
 def toy_world(n_users:int=40, # users
@@ -319,28 +320,69 @@ class PairHeads(nn.Module):
 
 # %% ../nbs/04_bert.ipynb #fbcb14c9
 class _TokenStore:
-    "Token ids of unique texts, tokenized once, padded per batch."
+    """Token ids of unique texts, tokenized once, padded per batch. A text holding `causal_llmrec.text.LIST_SEP` is a **list** (a user's
+    history): its items are tokenized once each (an item that many texts share, once in all) and the text embeds as the mean of its
+    items' embeddings: `batch` returns the items' ids with a `pool` matrix that averages them into the texts."""
     def __init__(self, tokenizer, texts:pd.Series, max_length:int, what:str):
         self.ids = list(texts.index); self.texts = list(texts.astype(str))
         self.pos = {k:i for i, k in enumerate(self.ids)}
-        enc = tokenizer(list(texts.astype(str)), truncation=True, max_length=max_length, add_special_tokens=True)
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.is_list = any(LIST_SEP in t for t in self.texts)
+        if self.is_list:
+            parts = [split_list(t) for t in self.texts]
+            uniq = list(dict.fromkeys(x for p in parts for x in p)); at = {x: k for k, x in enumerate(uniq)}
+            self.items = _TokenStore(tokenizer, pd.Series(uniq), max_length, f'{what} list item')
+            self.members = [np.array([at[x] for x in p]) for p in parts]
+            self.lengths = np.array([self.items.lengths[m].sum() for m in self.members])
+            return
+        enc = tokenizer(self.texts, truncation=True, max_length=max_length, add_special_tokens=True)
         self.tok = enc['input_ids']
-        full = tokenizer(list(texts.astype(str)), truncation=False, add_special_tokens=True)['input_ids'] if len(texts) else []
+        full = tokenizer(self.texts, truncation=False, add_special_tokens=True)['input_ids'] if len(texts) else []
         n_cut = sum(len(a) > max_length for a in full)
         if n_cut:
             warnings.warn(f"{n_cut} of {len(texts)} {what} texts are longer than max_length={max_length} tokens and were cut "
                           "at the end; build them with causal_llmrec.text (which keeps the newest history) or raise max_length")
-        self.pad_id = tokenizer.pad_token_id or 0
         self.lengths = np.array([len(a) for a in self.tok])
 
+    def __len__(self): return len(self.texts)
+
     def batch(self, idx, device):
+        "(input ids, attention mask, pool) of texts `idx`: pool is None, or for a list store (len(idx), n unique items) averaging the items."
+        if self.is_list:
+            mem = [self.members[i] for i in idx]
+            uniq, inv = np.unique(np.concatenate(mem), return_inverse=True)
+            rows = np.repeat(np.arange(len(mem)), [len(m) for m in mem])
+            P = np.zeros((len(mem), len(uniq)), np.float32)
+            np.add.at(P, (rows, inv.reshape(-1)), np.repeat([1./len(m) for m in mem], [len(m) for m in mem]))
+            ids, mask, _ = self.items.batch(uniq, device)
+            return ids, mask, torch.as_tensor(P, device=device)
         seqs = [self.tok[i] for i in idx]
         L = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), L), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), L), dtype=torch.long)
         for j, s in enumerate(seqs):
             ids[j, :len(s)] = torch.tensor(s); mask[j, :len(s)] = 1
-        return ids.to(device), mask.to(device)
+        return ids.to(device), mask.to(device), None
+
+def _embed_store(model, store:_TokenStore, dev, prec:str, batch_size:int=128, progress:bool=False)->torch.Tensor:
+    """(len(store), hidden) float32 embeddings of every text of a token store, no gradient, longest first for tight padding; a list
+    store's items are embedded once each and each text is the mean of its items'."""
+    if store.is_list:
+        E = _embed_store(model, store.items, dev, prec, batch_size, progress)
+        n = torch.as_tensor([len(m) for m in store.members], device=dev)
+        owner = torch.repeat_interleave(torch.arange(len(store), device=dev), n)
+        out = torch.zeros((len(store), E.shape[1]), dtype=torch.float32, device=dev)
+        out.index_add_(0, owner, E[torch.as_tensor(np.concatenate(store.members), device=dev)])
+        return out/n[:, None].float()
+    was = model.training; model.eval()
+    out = torch.empty((len(store), model.hidden), dtype=torch.float32, device=dev)
+    order = np.argsort(-store.lengths, kind='stable')
+    with torch.no_grad(), _autocast(dev, prec):
+        for s in tqdm(range(0, len(order), batch_size), disable=not progress, desc='encode'):
+            idx = order[s:s+batch_size]; ids, mask, _ = store.batch(idx, dev)
+            out[torch.as_tensor(idx, device=dev)] = model.embed(ids, mask).float()
+    model.train(was)
+    return out
 
 # %% ../nbs/04_bert.ipynb #f65e0787
 def check_texts(texts:pd.Series|pd.DataFrame, # text per id (user_id or item_id index); or one column per text field
@@ -596,22 +638,26 @@ class CausalBert(nn.Module):
     @property
     def device(self): return next(self.parameters()).device
 
-    def embed(self, input_ids:torch.Tensor, attention_mask:torch.Tensor)->torch.Tensor:
-        "Mean-pooled last hidden states (padding excluded)."
+    def embed(self, input_ids:torch.Tensor, attention_mask:torch.Tensor, pool:torch.Tensor|None=None)->torch.Tensor:
+        "Mean-pooled last hidden states (padding excluded); with `pool` (texts x sequences), the texts' means of those (list texts)."
         h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         m = attention_mask.unsqueeze(-1).to(h.dtype)
-        return (h*m).sum(1)/m.sum(1).clamp(min=1.)
+        e = (h*m).sum(1)/m.sum(1).clamp(min=1.)
+        return e if pool is None else pool.to(e.dtype) @ e
 
     def embed_fields(self, ids, # input ids, or a list of them (one per field)
                      mask, # attention mask, or a list of them
+                     pool=None, # None, or per field None or a pooling matrix (list fields: `_TokenStore.batch`)
                     )->torch.Tensor: # (n, n_fields*hidden): each field mean-pooled, concatenated
         "Per-field mean-pooled embeddings, concatenated."
-        if isinstance(ids, (list, tuple)): return torch.cat([self.embed(a, m) for a, m in zip(ids, mask)], dim=-1)
-        return self.embed(ids, mask)
+        if isinstance(ids, (list, tuple)):
+            pool = [None]*len(ids) if pool is None else pool
+            return torch.cat([self.embed(a, m, p) for a, m, p in zip(ids, mask, pool)], dim=-1)
+        return self.embed(ids, mask, pool)
 
-    def forward(self, u_ids, u_mask, i_ids, i_mask, u_index, i_index, x=None)->torch.Tensor:
-        "Logits (n_pairs, 3) for pairs (u_index[k], i_index[k]) of the unique users/items in the batch (ids/masks: one per field; x: their covariates)."
-        u = self.embed_fields(u_ids, u_mask); v = self.embed_fields(i_ids, i_mask)
+    def forward(self, u_ids, u_mask, i_ids, i_mask, u_index, i_index, x=None, u_pool=None, i_pool=None)->torch.Tensor:
+        "Logits (n_pairs, 3) for pairs (u_index[k], i_index[k]) of the unique users/items in the batch (ids/masks/pools: one per field; x: their covariates)."
+        u = self.embed_fields(u_ids, u_mask, u_pool); v = self.embed_fields(i_ids, i_mask, i_pool)
         return self.heads(u[u_index].float(), v[i_index].float(), x)
 
     def clear_cache(self):
@@ -629,7 +675,7 @@ class CausalBert(nn.Module):
                precision:str='auto', # 'auto' (bf16 on CUDA), 'bf16', 'fp16', 'fp32'
                cache:bool=True, # reuse embeddings of texts seen before (cleared when the model trains)
               )->torch.Tensor: # (n, hidden) float32 embeddings, in input order
-        "Embed texts (no gradient), longest first for tight dynamic padding; each distinct text is encoded once."
+        "Embed texts (no gradient), longest first for tight dynamic padding; each distinct text is encoded once; a list text (items joined by `LIST_SEP`) is the mean of its items' embeddings."
         if isinstance(texts, pd.DataFrame):
             return torch.cat([self.encode(texts[c], batch_size, progress, precision, cache) for c in texts.columns], dim=-1)
         texts = texts if isinstance(texts, pd.Series) else pd.Series(list(texts))
@@ -643,16 +689,7 @@ class CausalBert(nn.Module):
             dev = self.device
             return torch.stack([c[t].to(dev) for t in texts]) if len(texts) else torch.empty((0, self.hidden), device=dev)
         store = _TokenStore(self.tokenizer, texts, self.cfg['max_length'], 'input')
-        was = self.training; self.eval()
-        dev = self.device; order = np.argsort(-store.lengths, kind='stable')
-        out = torch.empty((len(texts), self.hidden), dtype=torch.float32, device=dev)
-        ctx = _autocast(dev, _resolve_precision(precision, dev))
-        for s in tqdm(range(0, len(order), batch_size), disable=not progress, desc='encode'):
-            idx = order[s:s+batch_size]
-            ids, mask = store.batch(idx, dev)
-            with ctx: out[torch.as_tensor(idx, device=dev)] = self.embed(ids, mask).float()
-        self.train(was)
-        return out
+        return _embed_store(self, store, self.device, _resolve_precision(precision, self.device), batch_size, progress)
 
     def __repr__(self):
         n_enc = sum(p.numel() for p in self.encoder.parameters()); n_h = sum(p.numel() for p in self.heads.parameters())

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .results import Result, Summary
 from .bert import (CausalBert, OUTCOME_TYPES, pick_device, check_pairs, check_texts, check_covariates, _TokenStore, text_field_names,
                    predict, split_pair_texts,
-                   _autocast, _resolve_precision)
+                   _autocast, _resolve_precision, _embed_store)
 
 # %% ../nbs/04a_bert_train.ipynb #d514a6bd
 def causal_loss(logits:torch.Tensor, # (n, 3) logits g, Q0, Q1
@@ -244,9 +244,10 @@ class _Data:
     def encoder_batch(self, pos, dev):
         uu, ui = np.unique(self.u[pos], return_inverse=True); iu, ii = np.unique(self.i[pos], return_inverse=True)
         ub = [s.batch(uu, dev) for s in self.users]; ib = [s.batch(iu, dev) for s in self.items]
-        u_ids, u_mask = [b[0] for b in ub], [b[1] for b in ub]; i_ids, i_mask = [b[0] for b in ib], [b[1] for b in ib]
+        u_ids, u_mask, u_pool = [b[0] for b in ub], [b[1] for b in ub], [b[2] for b in ub]
+        i_ids, i_mask, i_pool = [b[0] for b in ib], [b[1] for b in ib], [b[2] for b in ib]
         return (u_ids, u_mask, i_ids, i_mask, torch.as_tensor(ui.reshape(-1), device=dev), torch.as_tensor(ii.reshape(-1), device=dev),
-                self.covs(pos, dev))
+                self.covs(pos, dev), u_pool, i_pool)
 
     def labels(self, pos, dev):
         t = torch.as_tensor(self.t[pos], device=dev); y = torch.as_tensor(self.y[pos], device=dev)
@@ -257,16 +258,8 @@ class _Data:
 def _encode_store(model, store, dev, prec, batch_size=128):
     "Embed every text of a token store (or of a list of them, one per field, concatenated) once, no gradient; zeros for a model that reads no text."
     if isinstance(store, (list, tuple)): return torch.cat([_encode_store(model, s, dev, prec, batch_size) for s in store], dim=-1)
-    if not model.reads_text: return torch.zeros((len(store.tok), model.hidden), dtype=torch.float32, device=dev)
-    was = model.training; model.eval()
-    out = torch.empty((len(store.tok), model.hidden), dtype=torch.float32, device=dev)
-    order = np.argsort(-store.lengths, kind='stable')
-    with torch.no_grad(), _autocast(dev, prec):
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s+batch_size]; ids, mask = store.batch(idx, dev)
-            out[torch.as_tensor(idx, device=dev)] = model.embed(ids, mask).float()
-    model.train(was)
-    return out
+    if not model.reads_text: return torch.zeros((len(store), model.hidden), dtype=torch.float32, device=dev)
+    return _embed_store(model, store, dev, prec, batch_size)
 
 TEXT_RIDGES = (1000.0, 100.0, 10.0)   # L2 penalties tried for the text products of the linear start (the validation users choose)
 
@@ -660,7 +653,7 @@ def _train_result(r:_Run)->TrainResult:
     secs = time.perf_counter()-r.start; cfg, data = r.cfg, r.data
     if r.strategy == 'cached':
         note = (f"CPU path ('cached'): {r.enc_steps} encoder fine-tuning steps of {cfg.batch_size} pairs, then every unique text "
-                f"encoded once ({len(data.users[0].tok)} users x {len(data.users)} field(s), {len(data.items[0].tok)} items x {len(data.items)} field(s)) "
+                f"encoded once ({len(data.users[0])} users x {len(data.users)} field(s), {len(data.items[0])} items x {len(data.items)} field(s)) "
                 "and the heads trained on cached embeddings")
         if r.phi is not None: note += "; heads selected by the effect's tau-risk on validation pairs"
         if r.lin_choice:
@@ -726,13 +719,6 @@ def load_trainer_state(path:str|os.PathLike, # checkpoint folder written by `sav
 def _save_ckpt(model, path, state:dict):
     model.save_pretrained(path)
     save_trainer_state(state, path)
-
-def _sub_store(store, rng, k):
-    "A view of a token store restricted to at most k random texts."
-    sub = copy.copy(store)
-    idx = np.sort(rng.choice(len(store.tok), size=min(k, len(store.tok)), replace=False))
-    sub.tok = [store.tok[i] for i in idx]; sub.lengths = store.lengths[idx]; sub.texts = [store.texts[i] for i in idx]
-    return sub
 
 def _null():
     import contextlib; return contextlib.nullcontext()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00d_compute.ipynb #c0004
 from __future__ import annotations
-import os, math, warnings
+import os, sys, math, warnings
 import numpy as np
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,17 +129,25 @@ def check_fits(path:str|Path, # a Parquet file or a folder of Parquet parts
                columns:list|None=None, # the columns that would be read
                config:ComputeConfig|None=None, # the compute setting (its memory_fraction)
                available:int|None=None, # bytes available (None: the machine's available memory now)
-              )->dict: # the estimate of `estimate_memory`, with 'available'
-    "Raise `LogTooLargeError` when reading the log on the in-memory path would need more than the allowed share of memory."
+               factor:float=1.0, # the peak working set of what reads the log, as a multiple of the log's own size in memory (1: the frame alone)
+               base:int=0, # bytes the reading process holds whatever the log (its libraries), added to factor x the log's size
+               what:str='the in-memory path', # who reads the log, for the message (e.g. 'the in-memory pipeline')
+              )->dict: # the estimate of `estimate_memory`, with 'available' and 'needed' (base + factor x bytes)
+    """Raise `LogTooLargeError` when reading the log on the in-memory path would need more than the allowed share of memory:
+    `base + factor x` the log's estimated size in memory, against `memory_fraction` of the memory available."""
     cfg = config or ComputeConfig()
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1: raise ComputeError(f"check_fits: factor must be a number >= 1, got {factor!r}")
+    if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base < 0: raise ComputeError(f"check_fits: base must be a number of bytes >= 0, got {base!r}")
     est = estimate_memory(path, columns)
     avail = machine_resources()['memory_available'] if available is None else int(available)
-    est['available'] = avail
-    if est['bytes'] > cfg.memory_fraction * avail:
+    need = int(base + factor * est['bytes'])
+    est.update(available=avail, needed=need)
+    if need > cfg.memory_fraction * avail:
+        peak = '' if factor == 1 and not base else f" as read, and {what} about {_size(need)} at its peak ({_size(base)} + {factor:g} x the log)"
         raise LogTooLargeError(
             f"{path}: {est['rows']:,} rows in {est['parts']} Parquet part(s) need about {_size(est['bytes'])} in memory "
-            f"({len(est['columns'])} columns), more than {_share(cfg.memory_fraction)} of the {_size(avail)} available: the in-memory "
-            "path would swap. Run it on a cluster: set compute.engine: dask (settings file; the command line's --compute dask), with "
+            f"({len(est['columns'])} columns){peak}, more than {_share(cfg.memory_fraction)} of the {_size(avail)} available: {what} "
+            "would swap. Run it on a cluster: set compute.engine: dask (settings file; the command line's --compute dask), with "
             "compute.address for a running cluster, see causal_llmrec.scale; or read fewer columns, or sample the log")
     return est
 
@@ -148,11 +156,13 @@ class Engine:
     "The compute engine of a `ComputeConfig`: `map` a function over items in this process or on a Dask cluster; a context manager."
     def __init__(self, config:ComputeConfig|dict|str|None=None, # the setting (a dict of its fields, or just the engine's name)
                  verbose:bool=True, # print the cluster and its dashboard link on start
+                 progress:bool=False, # a progress bar (on stderr) over the tasks of every `map` and `gather`, as they complete
                 ):
         cfg = ComputeConfig() if config is None else ComputeConfig(engine=config) if isinstance(config, str) else \
               ComputeConfig(**config) if isinstance(config, dict) else config
         if not isinstance(cfg, ComputeConfig): raise ComputeError(f"compute: expected a ComputeConfig, dict or engine name, got {type(config).__name__}")
         self.config, self.client, self.cluster, self.verbose, self._log_level = cfg, None, None, verbose, None
+        self.progress = bool(progress)
         if cfg.engine == 'dask': self._start()
 
     def _start(self):
@@ -211,9 +221,22 @@ class Engine:
            )->list: # fn(item, *args, **kw) for every item, in the order of the items
         "Apply `fn` to every item: in this process, or as Dask tasks spread over the workers; results in item order."
         items = list(items)
-        if self.client is None: return [fn(x, *args, **kw) for x in items]
+        if self.client is None: return [fn(x, *args, **kw) for x in self._bar(items, fn)]
         big = [self.client.scatter(a, broadcast=True) if _is_big(a) else a for a in args]
         futs = self.client.map(fn, items, *[[b] * len(items) for b in big], pure=False, **kw)
+        return self._wait(futs, fn)
+
+    def _bar(self, items, fn=None, total:int|None=None):
+        "`items` wrapped in a tqdm bar named after `fn` (on stderr) when `progress` is on."
+        if not self.progress: return items
+        from tqdm import tqdm            # a text bar on stderr, in a terminal and in a notebook alike
+        return tqdm(items, desc=_task_name(fn), unit='task', total=total, file=sys.stderr, leave=False)
+
+    def _wait(self, futs:list, fn=None)->list:
+        "The futures' results, with a bar that moves as each completes (in any order) when `progress` is on."
+        if self.progress and futs:
+            from distributed import as_completed
+            for _ in self._bar(as_completed(futs), fn if fn is not None else futs[0], total=len(futs)): pass
         return self.client.gather(futs)
 
     def submit(self, fn, # a module-level function of one item (and the extra arguments)
@@ -238,7 +261,7 @@ class Engine:
 
     def gather(self, handles:list)->list:
         "The results of handles from `submit` or `pick`."
-        return list(handles) if self.client is None else self.client.gather(list(handles))
+        return list(handles) if self.client is None else self._wait(list(handles))
 
     def close(self):
         "Stop the embedded cluster (a cluster at an address keeps running; only the connection closes)."
@@ -250,6 +273,12 @@ class Engine:
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
     def __repr__(self): return self.describe()
+
+def _task_name(fn)->str:
+    "A short name for a bar: the function's name without its leading underscore and '_task', or the function's name in a future's key."
+    key = getattr(fn, 'key', 'tasks'); key = key[0] if isinstance(key, tuple) else key
+    n = getattr(fn, '__name__', None) or str(key).split('-', 1)[0]
+    return n.strip('_').removesuffix('_task') or 'tasks'
 
 _THREAD_ENV = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1'}
 

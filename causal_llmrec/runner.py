@@ -263,7 +263,7 @@ class Pipeline:
         elif cfg.data.source == 'recdata':
             raise ConfigError("setting data.source is 'recdata' but no RecData was given: pass data= to run_pipeline, or use 'movielens-sim'")
         cfg = _validate(cfg)
-        if data is None and cfg.data.source == 'files':   # the user's own files, read and checked by the data contract
+        if data is None and cfg.data.source == 'files' and cfg.compute.engine != 'dask':   # the user's own files, read and checked by the data contract (on Dask the data stage reads them part by part)
             from causal_llmrec.files import load_data
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')               # merged levels etc. are recorded in data.info['notes'] and reported
@@ -286,6 +286,12 @@ class Pipeline:
                          deps={d: self.key(d) for d in st.deps if _available(d)})
             if name == 'train': parts['device'] = c.device
             if name == 'data' and self.data is not None: parts['recdata'] = data_fingerprint(self.data)
+            if name == 'data' and self.data is None and c.data.source == 'files':    # files read part by part (Dask): their names, sizes and times
+                from causal_llmrec.files import read_spec
+                sp = read_spec(c.data.path)
+                fs = sorted(f for t in ('interactions', 'users', 'items', 'history') if sp.path(t) is not None and sp.path(t).exists()
+                            for f in ([sp.path(t)] if sp.path(t).is_file() else sp.path(t).rglob('*')) if f.is_file())
+                parts['files'] = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in fs]
             self._keys[name] = stable_hash(parts)
         return self._keys[name]
 

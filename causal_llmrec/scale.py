@@ -15,8 +15,9 @@ from .weighting import LogisticPropensity, _aipw_point, _outcome_fit_predict, _w
 from .matching import _group_var
 
 # %% auto #0
-__all__ = ['SIM_COVARIATES', 'simulate_log', 'log_parts', 'fold_ids', 'fit_logistic', 'ipw_scale', 'aipw_scale', 'aipw_in_memory',
-           'match_scale']
+__all__ = ['SIM_COVARIATES', 'MATCH_RANGE_UNITS', 'simulate_log', 'log_parts', 'fold_ids', 'fit_logistic', 'ipw_scale',
+           'aipw_scale', 'aipw_in_memory', 'match_scale', 'log_summary', 'stratified_sample', 'diagnostics_scale',
+           'overlap_hist_plot', 'topk_uplift', 'policy_value_scale', 'sim_policy_truth']
 
 # %% ../nbs/02d_scale.ipynb #c0008
 SIM_COVARIATES = ['user_age', 'user_activity', 'item_popularity', 'item_age']
@@ -24,18 +25,23 @@ _SIM_A = np.array([-0.3, 0.5, 0.8, 0.6, -0.4])        # propensity: intercept, t
 _SIM_B = np.array([-1.6, -0.2, 0.5, 0.4, -0.3])       # control outcome (logit)
 _SIM_T = np.array([0.45, 0.0, 0.35, 0.0, 0.0])        # the effect on the logit: grows with activity
 
-def _sim_part(job, users:np.ndarray, items:np.ndarray):
-    "Write one part of the simulated log; returns (rows, sum tau, sum tau over exposed, exposed)."
-    path, n, seed, n_users, n_items = job
+def _sim_part(job, users:np.ndarray, items:np.ndarray, tables:bool=False):
+    """Write one part of the simulated log; returns (rows, sum tau, sum tau over exposed, exposed). With `tables`, the part's
+    users are its own block of ids and its (user, item) pairs distinct; only ids, exposure, outcome and propensity are written."""
+    path, n, seed, n_users, n_items = job[:5]
     rng = np.random.default_rng(seed)
-    u = rng.integers(0, n_users, n); i = rng.integers(0, n_items, n)
+    if tables:
+        lo, hi = job[5]
+        code = rng.choice((hi - lo) * n_items, n, replace=False); u = lo + code // n_items; i = code % n_items
+    else: u = rng.integers(0, n_users, n); i = rng.integers(0, n_items, n)
     X = np.column_stack([users[u, 0], users[u, 1], items[i, 0], items[i, 1]])
     Z = np.column_stack([np.ones(n), X])
     e = 1 / (1 + np.exp(-(Z @ _SIM_A))); t = (rng.random(n) < e).astype(np.int8)
     l0 = Z @ _SIM_B; mu0 = 1 / (1 + np.exp(-l0)); mu1 = 1 / (1 + np.exp(-(l0 + Z @ _SIM_T)))
     y = (rng.random(n) < np.where(t == 1, mu1, mu0)).astype(np.int8)
-    df = pd.DataFrame({'user_id': u.astype(np.int64), 'item_id': i.astype(np.int64), **{c: X[:, j] for j, c in enumerate(SIM_COVARIATES)},
-                       'exposure': t, 'outcome': y, 'propensity': e, 'mu0': mu0, 'mu1': mu1})
+    cov = {} if tables else {c: X[:, j] for j, c in enumerate(SIM_COVARIATES)}
+    df = pd.DataFrame({'user_id': u.astype(np.int64), 'item_id': i.astype(np.int64), **cov, 'exposure': t, 'outcome': y, 'propensity': e,
+                       **({} if tables else {'mu0': mu0, 'mu1': mu1})})
     Path(path).parent.mkdir(parents=True, exist_ok=True); df.to_parquet(path, index=False, row_group_size=250_000)
     tau = mu1 - mu0
     return n, float(tau.sum()), float(tau[t == 1].sum()), int(t.sum())
@@ -48,6 +54,7 @@ def simulate_log(folder:str|Path, # folder to write the parts into (created; mus
                  n_items:int=5_000, # items
                  seed:int=0, # the seed: the same seed writes the same log
                  compute=None, # where to run: a ComputeConfig, its dict, an engine name or an `Engine` (None: local)
+                 tables:bool=False, # write a files dataset: folder/interactions/ (ids, exposure, outcome, propensity; one row per (user, item) pair), folder/users.parquet and folder/items.parquet (the covariates)
                 )->dict: # rows, parts, path, the true ate and att (means of mu1 - mu0), and the exposed share
     "Write a simulated impression log with known potential outcomes as Parquet parts; returns its truth."
     folder = Path(folder)
@@ -60,13 +67,24 @@ def simulate_log(folder:str|Path, # folder to write the parts into (created; mus
     items = np.column_stack([rng.normal(0, 1, n_items), rng.uniform(-1, 1, n_items)])
     sizes = np.full(n_parts, n_rows // n_parts); sizes[: n_rows % n_parts] += 1
     seeds = np.random.SeedSequence(seed).spawn(n_parts)
-    jobs = [(str(folder/f"day=2026-01-{1 + p % days:02d}"/f"part-{p:05d}.parquet"), int(sizes[p]), seeds[p], n_users, n_items) for p in range(n_parts)]
+    base = folder/'interactions' if tables else folder
+    jobs = [(str(base/f"day=2026-01-{1 + p % days:02d}"/f"part-{p:05d}.parquet"), int(sizes[p]), seeds[p], n_users, n_items) for p in range(n_parts)]
+    if tables:        # each part its own block of users, so that no (user, item) pair repeats across parts
+        cuts = np.linspace(0, n_users, n_parts + 1).astype(np.int64)
+        small = [p for p in range(n_parts) if (cuts[p + 1] - cuts[p]) * n_items < sizes[p]]
+        if small: raise ValueError(f"tables=True draws distinct (user, item) pairs in each part's block of users: {n_users} users x {n_items} items "
+                                   f"over {n_parts} parts leave part {small[0]} fewer pairs than its {sizes[small[0]]} rows; raise n_users or n_items")
+        jobs = [j + ((int(cuts[p]), int(cuts[p + 1])),) for p, j in enumerate(jobs)]
     eng = _engine(compute, verbose=False)
-    try: out = eng.map(_sim_part, jobs, users, items)
+    try: out = eng.map(_sim_part, jobs, users, items, tables)
     finally:
         if eng is not compute: eng.close()
+    if tables:
+        pd.DataFrame({'user_id': np.arange(n_users), 'age': users[:, 0], 'activity': users[:, 1]}).to_parquet(folder/'users.parquet', index=False)
+        pd.DataFrame({'item_id': np.arange(n_items), 'popularity': items[:, 0], 'age': items[:, 1]}).to_parquet(folder/'items.parquet', index=False)
     n, s, s1, n1 = (sum(x[j] for x in out) for j in range(4))
     return dict(rows=int(n), parts=n_parts, path=str(folder), ate=s / n, att=s1 / n1, exposed=n1 / n)
+
 
 # %% ../nbs/02d_scale.ipynb #c0012
 def log_parts(path:str|Path, # a Parquet file or a folder of Parquet parts
@@ -79,17 +97,25 @@ def log_parts(path:str|Path, # a Parquet file or a folder of Parquet parts
     rows = np.array([f.metadata.num_rows for f in frags], np.int64)
     return pd.DataFrame({'path': [f.path for f in frags], 'rows': rows, 'offset': np.concatenate([[0], np.cumsum(rows)[:-1]])})
 
+def _splitmix(positions, seed:int=0)->np.ndarray:
+    "splitmix64 of the global row positions with a seed: the same 64-bit hash on every worker and in memory."
+    with np.errstate(over='ignore'):                              # splitmix64: wrap-around is the point
+        x = (np.asarray(positions, np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return x
+
 def fold_ids(positions:np.ndarray, # global row positions
              n_folds:int, # folds
              seed:int=0, # seed of the assignment
             )->np.ndarray: # the fold (0 .. n_folds-1) of every position
     "Cross-fitting fold of each row from its global position (a seeded integer hash): the same on every worker and in memory."
-    x = (np.asarray(positions, np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-    with np.errstate(over='ignore'):                              # splitmix64: wrap-around is the point
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return (x % np.uint64(n_folds)).astype(np.int64)
+    return (_splitmix(positions, seed) % np.uint64(n_folds)).astype(np.int64)
+
+def _unit_hash(positions, seed:int=0)->np.ndarray:
+    "A uniform number in [0, 1) for each global row position (the top 53 bits of `_splitmix`): the sampling key."
+    return (_splitmix(positions, seed) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 def _read_part(part, columns)->pd.DataFrame:
     """One part (path, rows, offset): only the columns asked for, plus the global row position as 'pos'. `columns` is a
@@ -421,12 +447,12 @@ def _logit(p, eps=1e-12):
     p = np.clip(p, eps, 1 - eps); return np.log(p / (1 - p))
 
 def _units_task(part, cols, treatment, outcome, score, model, ps_scale, flip):
-    "One part's units: pos, T (flipped for the ATC), Y and the matching score x; stays on its worker."
+    "One part's units: pos, T (flipped for the ATC), Y (in the log's dtype: 1 byte for a 0/1 outcome) and the matching score x; stays on its worker."
     df = _read_part(part, cols); ps = _scores(df, model, score)
     if not np.isfinite(ps).all() or ps.min() < 0 or ps.max() > 1: raise MatchingError(f"{part[0]}: propensity scores outside [0, 1] or not finite")
     T = df[treatment].to_numpy().astype(np.int8)
     if not np.isin(T, (0, 1)).all(): raise MatchingError(f"{part[0]}: treatment '{treatment}' must be 0/1")
-    return pd.DataFrame({'pos': df['pos'].to_numpy(), 'T': (1 - T) if flip else T, 'Y': df[outcome].to_numpy(float),
+    return pd.DataFrame({'pos': df['pos'].to_numpy(), 'T': (1 - T) if flip else T, 'Y': df[outcome].to_numpy(),
                          'x': _logit(ps) if ps_scale == 'logit' else ps})
 
 def _units_stats(u, mean, n_sample):
@@ -462,7 +488,7 @@ def _split_task(u, edges, bounds):
 def _range_task(pieces, sd, estimand, k, var_matches, rtol, return_pairs, caliper=np.inf):
     "Matching within one score range (with its halo): pairs, per-range sums, this range's K, and the K of halo units to send home."
     u = pd.concat(pieces, ignore_index=True).sort_values('pos', kind='stable')
-    pos = u['pos'].to_numpy(); T = u['T'].to_numpy(); Y = u['Y'].to_numpy(); home = u['home'].to_numpy(); s = u['x'].to_numpy() / sd
+    pos = u['pos'].to_numpy(); T = u['T'].to_numpy(); Y = u['Y'].to_numpy(float); home = u['home'].to_numpy(); s = u['x'].to_numpy() / sd
     dirs = [(1, 0)] + ([(0, 1)] if estimand == 'ATE' else [])
     PI, PJ, PW, PD = [], [], [], []
     for qg, rg in dirs:
@@ -505,6 +531,8 @@ def _range_var_task(res, imports, estimand):
     return dict(vp=float((st['Sigs'].to_numpy() * iot_c * q).sum()), cq=float((iot_c * q).sum()),
                 K_max=float(K.max(initial=0)), K_c=float((K * (1 - st['T'].to_numpy())).sum()), KK_c=float((K * K * (1 - st['T'].to_numpy())).sum()))
 
+MATCH_RANGE_UNITS = 2_000_000   # units per score range of `match_scale` at most (by default): bounds the memory of one range task
+
 def match_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
                 treatment:str, # the 0/1 exposure column
                 outcome:str, # the outcome column
@@ -514,7 +542,7 @@ def match_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
                 k:int=1, # matches per unit; ties all kept with weights 1/#matches (as `match`)
                 var_matches:int=4, # J: within-arm matches for the conditional variances (0: homoskedastic)
                 ps_scale:str='logit', # match on the 'logit' of the score or the 'probability'
-                n_ranges:int|None=None, # score ranges (tasks); None: 4 per worker
+                n_ranges:int|None=None, # score ranges (tasks); None: 4 per worker, and more for a large log (one per `MATCH_RANGE_UNITS` units)
                 tie_rtol:float=1e-9, # relative tie tolerance (as `match`)
                 caliper:float|None=None, # max distance in SDs of the (logit) score, as `match`'s: units to be matched with none within it are discarded (counted, warned)
                 level:float=0.95, # confidence level
@@ -537,10 +565,11 @@ def match_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
         model = None
         if covariates is not None: model = _model_dict(fit_logistic(path, treatment, covariates, compute=eng, features=features), covariates)
         cols = _source(path, [treatment, outcome] + (list(covariates) if covariates is not None else [score]), features)
-        parts = _parts_list(log_parts(path)); B = int(n_ranges or 4 * eng.n_workers)
+        parts = _parts_list(log_parts(path))
         U = eng.submit(_units_task, parts, cols, treatment, outcome, score, model, ps_scale, estimand == 'ATC')
         st = eng.gather(eng.submit(_units_stats, U, None, 2000))
         n = sum(r['n'] for r in st); n1 = sum(r['n1'] for r in st); mean = sum(r['sx'] for r in st) / n
+        B = int(n_ranges or max(4 * eng.n_workers, math.ceil(n / MATCH_RANGE_UNITS)))     # a range task holds about n / B units and their halos
         if n1 == 0 or n1 == n: raise MatchingError(f"treatment '{treatment}' has {n1} treated of {n} units: matching needs both groups")
         sd = math.sqrt(sum(eng.gather(eng.submit(_units_stats, U, mean, 0))) / (n - 1)) or 1.0
         sample = np.sort(np.concatenate([r['sample'] for r in st]))
@@ -558,9 +587,11 @@ def match_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
                 bb[g] = (L - d - 1e-300, R + d + 1e-300)
             bounds.append(bb)
         pieces = eng.submit(_split_task, U, edges, bounds)
+        del U                  # the units live on in their ranges' pieces: a cluster frees them once the split has run
         R_ = [eng.submit(_range_task, [eng.pick(pieces, b)], sd, estimand, int(k), int(var_matches), tie_rtol, return_pairs, cal)[0] if eng.client is None
               else eng.client.submit(_range_task, eng.pick(pieces, b), sd, estimand, int(k), int(var_matches), tie_rtol, return_pairs, cal, pure=False)
               for b in range(len(edges) + 1)]
+        del pieces             # ... and the pieces once their range has been matched
         exports = eng.gather(eng.pick(R_, 'export')); sums = eng.gather(eng.pick(R_, 'sums'))
         ex = pd.concat(exports, ignore_index=True)
         ex_home = np.searchsorted(edges, ex['x'].to_numpy(), 'right') if len(ex) else np.empty(0, int)
@@ -594,3 +625,383 @@ def match_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
                         details=dict(caliper=caliper, ranges=len(edges) + 1, parts=len(parts), n_pairs=S['n_pairs'], max_reuse=max(v['K_max'] for v in V),
                                      matches_per_unit_mean=S['n_pairs'] / max(SN, 1), pairs=pairs,
                                      ess_control=sum(v['K_c'] for v in V) ** 2 / max(sum(v['KK_c'] for v in V), 1e-300)))
+
+# %% ../nbs/02d_scale.ipynb #a2d87800
+def _stratum(T, Y)->np.ndarray:
+    "The stratum of each row: 2 * exposure + (outcome > 0), i.e. exposure x outcome for a 0/1 outcome."
+    return 2 * (np.asarray(T) == 1).astype(np.int64) + (np.asarray(Y, float) > 0).astype(np.int64)
+
+def _summary_task(part, cols, treatment, outcome, covariates):
+    "One part's statistics: rows per stratum, outcome sum and range, and each covariate's range in each arm."
+    df = _read_part(part, cols); T = df[treatment].to_numpy(); Y = df[outcome].to_numpy(float)
+    if not np.isin(T, (0, 1)).all(): raise MatchingError(f"{part[0]}: treatment '{treatment}' must be 0/1")
+    X = df[covariates].to_numpy(float) if covariates else np.empty((len(df), 0)); t = T == 1
+    rng = {g: (X[m].min(0, initial=np.inf), X[m].max(0, initial=-np.inf)) for g, m in ((1, t), (0, ~t))}
+    return dict(n=len(df), strata=np.bincount(_stratum(T, Y), minlength=4), sy=float(Y.sum()), binary=bool(np.isin(Y, (0, 1)).all()),
+                ylo=float(Y.min(initial=np.inf)), yhi=float(Y.max(initial=-np.inf)), rng=rng)
+
+def log_summary(path:str|Path, # a Parquet file or a folder of Parquet parts
+                treatment:str, # the 0/1 exposure column
+                outcome:str, # the outcome column
+                covariates:list=(), # numeric columns (of the log, or of a features table) whose range in each arm is wanted
+                compute=None, # a ComputeConfig, its dict, an engine name or an `Engine` (None: local, this process)
+                features:dict|None=None, # {key column of the log: table indexed by it}: covariates found there are joined onto the rows
+               )->dict: # rows, parts, exposed, outcome_mean, binary_outcome, strata (rows per exposure x outcome), covariates (range per arm)
+    "What the data stage reports of a log, as sums over its parts: rows, exposure and outcome rates, the strata and each covariate's range in each arm."
+    covariates = list(covariates); cols = _source(path, [treatment, outcome] + covariates, features)
+    parts = _parts_list(log_parts(path)); eng = _engine(compute, verbose=False)
+    try: res = eng.map(_summary_task, parts, cols, treatment, outcome, covariates)
+    finally:
+        if eng is not compute: eng.close()
+    n = sum(r['n'] for r in res); S = sum(r['strata'] for r in res)
+    lo = {g: np.min([r['rng'][g][0] for r in res], 0) if covariates else np.empty(0) for g in (0, 1)}
+    hi = {g: np.max([r['rng'][g][1] for r in res], 0) if covariates else np.empty(0) for g in (0, 1)}
+    cv = pd.DataFrame({'min_treated': lo[1], 'max_treated': hi[1], 'min_control': lo[0], 'max_control': hi[0]}, index=pd.Index(covariates, name='covariate'))
+    cv['varies'] = np.minimum(cv.min_treated, cv.min_control) < np.maximum(cv.max_treated, cv.max_control)     # not constant in the log
+    cv['varies_in_both_arms'] = (cv.min_treated < cv.max_treated) & (cv.min_control < cv.max_control)
+    strata = pd.DataFrame({treatment: [0, 0, 1, 1], f'{outcome} > 0': [False, True, False, True], 'rows': S.astype(np.int64)})
+    return dict(rows=int(n), parts=len(parts), exposed=float(S[2:].sum() / n), outcome_mean=sum(r['sy'] for r in res) / n,
+                binary_outcome=all(r['binary'] for r in res), outcome_range=(min(r['ylo'] for r in res), max(r['yhi'] for r in res)),
+                strata=strata, covariates=cv)
+
+def _sample_task(part, cols, treatment, outcome, q, seed):
+    "The rows of one part whose sampling key lies below their stratum's threshold, with the key and the stratum."
+    df = _read_part(part, cols); s = _stratum(df[treatment].to_numpy(), df[outcome].to_numpy()); u = _unit_hash(df['pos'].to_numpy(), seed)
+    k = u < np.asarray(q)[s]
+    return df[k].assign(_key=u[k], _stratum=s[k])
+
+def stratified_sample(path:str|Path, # a Parquet file or a folder of Parquet parts
+                      treatment:str, # the 0/1 exposure column
+                      outcome:str, # the outcome column
+                      n_rows:int, # rows wanted in all
+                      columns:list|None=None, # columns to return besides treatment, outcome and 'pos' (None: every column of the log)
+                      seed:int=0, # seed of the sampling key
+                      strata=None, # the rows per stratum (`log_summary(...)['strata']`), to save a pass over the log
+                      compute=None, # a ComputeConfig, its dict, an engine name or an `Engine` (None: local, this process)
+                     )->pd.DataFrame: # the sampled rows in log order, with their global position 'pos'
+    """A sample of a log stratified by exposure x outcome (outcome > 0 for a non-0/1 outcome), without reading the log into
+    memory. The rule: a stratum of N_s of the log's N rows keeps max(1, round(n_rows * N_s / N)) rows (every row when
+    n_rows >= N), so a rare click or exposure keeps its share and at least one row; within a stratum the rows kept are those
+    with the smallest key, a seeded hash of the row's global position (`_unit_hash`), so the sample does not depend on the
+    workers or on how the log is cut into parts. Each part returns the rows below a per-stratum threshold a little above
+    the share wanted, and a stratum short of rows is read again without one."""
+    if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1: raise ValueError(f"n_rows must be a positive integer, got {n_rows!r}")
+    import pyarrow.parquet as pq
+    parts = _parts_list(log_parts(path))
+    names = pq.read_schema(parts[0][0]).names               # the parts' own columns (not the hive partitions' columns)
+    cols = list(dict.fromkeys((list(columns) if columns is not None else names) + [treatment, outcome]))
+    miss = [c for c in cols if c not in names]
+    if miss: raise MatchingError(f"{path}: no column(s) {miss} in its parts; they have {names[:15]}")
+    eng = _engine(compute, verbose=False)
+    try:
+        N_s = (strata['rows'].to_numpy() if strata is not None else log_summary(path, treatment, outcome, compute=eng)['strata']['rows'].to_numpy()).astype(np.int64)
+        N = int(N_s.sum())
+        want = N_s.copy() if n_rows >= N else np.where(N_s > 0, np.maximum(1, np.round((n_rows / N) * N_s)), 0).astype(np.int64)
+        q = np.where(N_s > 0, np.minimum(1.0, (want + 6 * np.sqrt(want) + 20) / np.maximum(N_s, 1)), 0.0)
+        while True:
+            got = pd.concat(eng.map(_sample_task, parts, cols, treatment, outcome, q, seed), ignore_index=True)
+            have = np.bincount(got['_stratum'].to_numpy(), minlength=4)
+            short = (have < want) & (q < 1)
+            if not short.any(): break
+            q = np.where(short, 1.0, q)          # too few keys below the threshold (rare): read that stratum whole
+    finally:
+        if eng is not compute: eng.close()
+    got = got.sort_values(['_stratum', '_key'], kind='stable')
+    got = got[got.groupby('_stratum').cumcount().to_numpy() < want[got['_stratum'].to_numpy()]]
+    return got.sort_values('pos').drop(columns=['_key', '_stratum']).reset_index(drop=True)
+
+
+# %% ../nbs/02d_scale.ipynb #8f95a205
+def _moments(x, w=None)->tuple:
+    "(weight, mean, sum of weighted squared deviations) of the columns of x: what `_combine` merges across parts."
+    if w is None: n = float(len(x)); m = x.mean(0) if len(x) else np.zeros(x.shape[1]); return n, m, ((x - m) ** 2).sum(0)
+    W = float(w.sum()); m = (w @ x) / W if W > 0 else np.zeros(x.shape[1]); return W, m, (w @ (x - m) ** 2)
+
+def _combine(parts:list)->tuple:
+    "Chan et al.'s pairwise merge of (weight, mean, M2): the moments of the parts together, without a second pass."
+    W, m, M2 = 0.0, None, None
+    for w, mb, Mb in parts:
+        if w <= 0: continue
+        if m is None: W, m, M2 = w, mb.copy(), Mb.copy(); continue
+        d = mb - m; tot = W + w
+        m = m + d * (w / tot); M2 = M2 + Mb + d * d * (W * w / tot); W = tot
+    return W, m, M2
+
+def _diag_task(part, cols, treatment, covariates, model, score, estimand, clip, edges):
+    "One part's moments of each covariate by arm, before and after weighting, the sum of squared weights and the score histogram by arm."
+    df = _read_part(part, cols); T = df[treatment].to_numpy(); X = df[covariates].to_numpy(float); ps = _scores(df, model, score)
+    if not np.isfinite(ps).all() or ps.min() < 0 or ps.max() > 1: raise MatchingError(f"{part[0]}: propensity scores outside [0, 1] or not finite")
+    w = _weights(np.clip(ps, clip, 1 - clip), T, estimand); out = {}
+    for g in (0, 1):
+        m = T == g
+        out[g] = dict(raw=_moments(X[m]), wtd=_moments(X[m], w[m]), w2=float((w[m] ** 2).sum()), hist=np.histogram(ps[m], edges)[0])
+    return out
+
+def diagnostics_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
+                      treatment:str, # the 0/1 exposure column
+                      covariates:list, # the covariates to check (and of the propensity model when neither `propensity` nor `score` is given)
+                      propensity:LogisticPropensity|None=None, # a fitted propensity model on `covariates` (e.g. `fit_logistic`'s); None: fitted over the parts
+                      score:str|None=None, # or: a column of given propensity scores
+                      estimand:str='ATE', # the weights' estimand: 'ATE', 'ATT' or 'ATC' (`weighting._weights`)
+                      clip:float=1e-3, # clip scores to [clip, 1 - clip] before weighting (as `ipw_scale`)
+                      bins:int=40, # equal-width bins of the score on [0, 1] for the overlap histogram
+                      compute=None, # a ComputeConfig, its dict, an engine name or an `Engine` (None: local, this process)
+                      features:dict|None=None, # {key column of the log: table indexed by it}: covariates found there are joined onto the rows
+                     )->dict: # 'balance' (`matching.balance_table`'s columns, before and after weighting) and 'overlap' (score histogram by arm)
+    """Balance before and after inverse-propensity weighting (`matching.balance_table` with the IPW weights) and the overlap
+    histogram of the propensity score by arm, as sums over the log's parts: each part returns its count, mean and sum of
+    squared deviations per arm, which merge exactly (Chan et al.), so the table equals the in-memory one to rounding."""
+    estimand = str(estimand).upper()
+    if estimand not in ('ATE', 'ATT', 'ATC'): raise MatchingError(f"estimand must be 'ATT', 'ATC' or 'ATE', got {estimand!r}")
+    if propensity is not None and score is not None: raise MatchingError("pass propensity (a fitted model) or score (a column of scores), not both")
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2: raise MatchingError(f"bins must be an integer >= 2, got {bins!r}")
+    covariates = list(covariates)
+    if not covariates: raise MatchingError("diagnostics_scale needs at least one covariate")
+    eng = _engine(compute, verbose=False)
+    try:
+        if score is None and propensity is None: propensity = fit_logistic(path, treatment, covariates, compute=eng, features=features)
+        model = None if score is not None else _model_dict(propensity, covariates)
+        if model is not None and len(model['coef']) != len(covariates): raise MatchingError(f"the propensity model has {len(model['coef'])} coefficients for {len(covariates)} covariates")
+        cols = _source(path, [treatment] + covariates + ([score] if score is not None else []), features)
+        parts = _parts_list(log_parts(path)); edges = np.linspace(0, 1, bins + 1)
+        res = eng.map(_diag_task, parts, cols, treatment, covariates, model, score, estimand, clip, edges)
+    finally:
+        if eng is not compute: eng.close()
+    A = {g: dict(raw=_combine([r[g]['raw'] for r in res]), wtd=_combine([r[g]['wtd'] for r in res]), w2=sum(r[g]['w2'] for r in res)) for g in (0, 1)}
+    if min(A[g]['raw'][0] for g in (0, 1)) < 2: raise MatchingError(f"treatment '{treatment}' needs at least 2 units in each arm for a balance table")
+    var = {g: A[g]['raw'][2] / (A[g]['raw'][0] - 1) for g in (0, 1)}
+    sd = np.sqrt((var[1] + var[0]) / 2); sd[sd == 0] = 1.0
+    wv = {g: A[g]['wtd'][2] / A[g]['wtd'][0] for g in (0, 1)}
+    with np.errstate(divide='ignore', invalid='ignore'):
+        bal = pd.DataFrame({'mean_treated': A[1]['raw'][1], 'mean_control': A[0]['raw'][1], 'smd_before': (A[1]['raw'][1] - A[0]['raw'][1]) / sd,
+                            'var_ratio_before': var[1] / var[0], 'mean_treated_after': A[1]['wtd'][1], 'mean_control_after': A[0]['wtd'][1],
+                            'smd_after': (A[1]['wtd'][1] - A[0]['wtd'][1]) / sd, 'var_ratio_after': wv[1] / wv[0]}, index=pd.Index(covariates, name='covariate'))
+    bal.attrs.update(ess_treated=float(A[1]['wtd'][0] ** 2 / A[1]['w2']), ess_control=float(A[0]['wtd'][0] ** 2 / A[0]['w2']),
+                     weights=f"inverse propensity ({estimand}), scores clipped to [{clip}, {1 - clip}]", parts=len(parts))
+    ov = pd.DataFrame({'bin_low': edges[:-1], 'bin_high': edges[1:], 'treated': sum(r[1]['hist'] for r in res).astype(np.int64),
+                       'control': sum(r[0]['hist'] for r in res).astype(np.int64)})
+    return dict(balance=bal, overlap=ov)
+
+def overlap_hist_plot(overlap:pd.DataFrame, # `diagnostics_scale(...)['overlap']`: bin_low, bin_high, treated, control
+                      ax=None, # matplotlib axes
+                     ): # matplotlib axes
+    "The propensity overlap plot (`matching.overlap_plot`'s densities by arm) drawn from a histogram's counts, for a log that is never in memory."
+    import matplotlib.pyplot as plt
+    miss = [c for c in ('bin_low', 'bin_high', 'treated', 'control') if c not in overlap]
+    if miss: raise MatchingError(f"overlap lacks column(s) {miss}; pass diagnostics_scale(...)['overlap']")
+    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    width = (overlap.bin_high - overlap.bin_low).to_numpy(); e = np.r_[overlap.bin_low.to_numpy(), overlap.bin_high.to_numpy()[-1]]
+    for g in ('control', 'treated'):
+        c = overlap[g].to_numpy(float); dens = c / max(c.sum(), 1) / width
+        ax.stairs(dens, e, label=g, fill=True, alpha=0.35)
+    ax.set_xlabel('propensity score'); ax.set_ylabel('density'); ax.set_title('Propensity overlap'); ax.legend(title='group')
+    return ax
+
+
+# %% ../nbs/02d_scale.ipynb #021f7f18
+def _linear_parts(lp, covariates, users, items)->tuple:
+    "A pair model's linear score split by side: a (per user, intercept included) + c (per item), as X_pair @ coef + intercept."
+    coef = dict(zip(covariates, np.asarray(lp.coef_, float)))
+    uc = [c for c in covariates if c in users.columns]; ic = [c for c in covariates if c in items.columns and c not in uc]
+    a = users[uc].to_numpy(float) @ np.array([coef[c] for c in uc]) + float(lp.intercept_) if uc else np.full(len(users), float(lp.intercept_))
+    c = items[ic].to_numpy(float) @ np.array([coef[c] for c in ic]) if ic else np.zeros(len(items))
+    return a, c
+
+def _topk_task(block, item_c, item_ids, k, by):
+    "Score one block of users against every item, keep each user's k best (ties to the smaller item position): the block's lists."
+    ids, a0, a1 = block
+    sig = lambda L: 1 / (1 + np.exp(-np.clip(L, -35, 35)))
+    q0 = sig(a0[:, None] + item_c[0][None, :]); q1 = sig(a1[:, None] + item_c[1][None, :])
+    out = {}
+    for b in by:
+        S = q1 - q0 if b == 'uplift' else q1
+        kk = min(k, S.shape[1])
+        thr = -np.partition(-S, kk - 1, axis=1)[:, kk - 1]           # each user's k-th best score: what the heap would hold
+        r, j = np.nonzero(S >= thr[:, None])                           # candidates (ties at the k-th included)
+        o = np.lexsort((j, -S[r, j], r)); r, j = r[o], j[o]
+        keep = np.r_[0, np.cumsum(np.bincount(r, minlength=len(ids)))[:-1]]
+        rank = np.arange(len(r)) - keep[r]; m = rank < kk; r, j, rank = r[m], j[m], rank[m]
+        out[b] = pd.DataFrame({'user_id': np.asarray(ids)[r], 'rank': rank + 1, 'item_id': np.asarray(item_ids)[j], 'score': S[r, j],
+                               'tau': (q1 - q0)[r, j], 'q1': q1[r, j], 'q0': q0[r, j]})
+    return out
+
+def topk_uplift(users:pd.DataFrame, # user features, indexed by user id (the models' covariates found here)
+                items:pd.DataFrame, # item features, indexed by item id (the models' other covariates): the catalogue
+                models:dict, # {0: outcome model without exposure, 1: with exposure}: `LogisticPropensity` fits on `covariates` (`fit_logistic` with arm subsets)
+                covariates:list, # the models' covariates, in their coefficients' order; each a column of users or items
+                k:int=10, # items per user
+                by:str|list='uplift', # 'uplift' (q1 - q0), 'outcome' (q1), or a list of both: one pass scores all
+                block_users:int=2_000, # users per task: a task holds block_users x items scores at once
+                compute=None, # a ComputeConfig, its dict, an engine name or an `Engine` (None: local, this process)
+                progress:bool=False, # a progress bar over the blocks
+               )->pd.DataFrame: # user_id, rank, item_id, score, tau, q1, q0 (and 'by' for a list), users in their order, ranks 1..k
+    """Every user's top-k items of the catalogue by the uplift of a two-model (T-learner) outcome model, as batched inference
+    in the workers: users in blocks, each task scores its block against the whole catalogue (the score of a pair is a
+    user part plus an item part, so a block is one outer sum) and keeps each user's k best; all user x item pairs are
+    never held at once. Ties go to the item listed first in `items`, as a stable sort of the pairs by score would."""
+    bys = [by] if isinstance(by, str) else list(by)
+    bad = [b for b in bys if b not in ('uplift', 'outcome')]
+    if bad or not bys: raise ValueError(f"by must be 'uplift', 'outcome' or a list of them, got {by!r}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1: raise ValueError(f"k must be a positive integer, got {k!r}")
+    if isinstance(block_users, bool) or not isinstance(block_users, (int, np.integer)) or block_users < 1: raise ValueError(f"block_users must be a positive integer, got {block_users!r}")
+    if set(models) != {0, 1}: raise ValueError(f"models must be {{0: model, 1: model}} (without and with exposure), got keys {sorted(models)}")
+    covariates = list(covariates)
+    miss = [c for c in covariates if c not in users.columns and c not in items.columns]
+    if miss: raise ValueError(f"covariate(s) {miss} are in neither the users nor the items table")
+    for g, lp in models.items():
+        if len(np.atleast_1d(lp.coef_)) != len(covariates): raise ValueError(f"models[{g}] has {len(np.atleast_1d(lp.coef_))} coefficients for {len(covariates)} covariates")
+    if not len(users) or not len(items): raise ValueError(f"no users ({len(users)}) or no items ({len(items)}) to rank")
+    A = {}; C = {}
+    for g in (0, 1): A[g], C[g] = _linear_parts(models[g], covariates, users, items)
+    C = np.stack([C[0], C[1]])                           # the items' parts of both models: one array, sent once to each worker
+    ids = users.index.to_numpy()
+    blocks = [(ids[s:s + block_users], A[0][s:s + block_users], A[1][s:s + block_users]) for s in range(0, len(ids), block_users)]
+    eng = _engine(compute, verbose=False)
+    from tqdm import tqdm
+    try:
+        if eng.client is None: res = [_topk_task(b, C, items.index.to_numpy(), int(k), bys) for b in tqdm(blocks, desc='top-k', unit='block', disable=not progress)]
+        else:
+            from distributed import as_completed
+            ic = eng.client.scatter(C, broadcast=True); ii = eng.client.scatter(items.index.to_numpy(), broadcast=True)
+            futs = [eng.client.submit(_topk_task, b, ic, ii, int(k), bys, pure=False) for b in blocks]
+            for _ in tqdm(as_completed(futs), total=len(futs), desc='top-k', unit='block', disable=not progress): pass
+            res = eng.client.gather(futs)
+    finally:
+        if eng is not compute: eng.close()
+    out = {b: pd.concat([r[b] for r in res], ignore_index=True) for b in bys}
+    return out[bys[0]] if isinstance(by, str) else pd.concat([t.assign(by=b) for b, t in out.items()], ignore_index=True)
+
+
+# %% ../nbs/02d_scale.ipynb #ef80b7a3
+def _policy_codes(chosen:pd.DataFrame, user:str, item:str)->tuple:
+    "The pairs a policy shows as sorted int64 codes user * m + item (integer ids, m = 1 + the largest item id), or as a MultiIndex."
+    miss = [c for c in (user, item) if c not in chosen]
+    if miss: raise ValueError(f"a policy must be a table of the (user, item) pairs it shows, with columns {user!r} and {item!r}; missing {miss}")
+    u, i = chosen[user].to_numpy(), chosen[item].to_numpy()
+    if np.issubdtype(u.dtype, np.integer) and np.issubdtype(i.dtype, np.integer) and (len(u) == 0 or (u.min() >= 0 and i.min() >= 0)):
+        m = int(i.max()) + 1 if len(i) else 1
+        if len(u) and int(u.max()) >= (2**62) // m: raise ValueError(f"user ids up to {int(u.max())} x {m} items overflow int64 pair codes")
+        return np.unique(u.astype(np.int64) * m + i.astype(np.int64)), m
+    return pd.MultiIndex.from_arrays([u, i]).unique(), None
+
+def _shows(df, user, item, keys, m)->np.ndarray:
+    "1 where a part's (user, item) pair is one the policy shows (`_policy_codes`), else 0."
+    if m is None: return pd.MultiIndex.from_arrays([df[user].to_numpy(), df[item].to_numpy()]).isin(keys).astype(np.int8)
+    u, i = df[user].to_numpy(), df[item].to_numpy()
+    ok = (i >= 0) & (i < m) & (u >= 0)
+    c = np.where(ok, u.astype(np.int64) * m + np.where(ok, i, 0).astype(np.int64), -1)
+    if not len(keys): return np.zeros(len(df), np.int8)
+    j = np.minimum(np.searchsorted(keys, c), len(keys) - 1)
+    return ((keys[j] == c) & ok).astype(np.int8)
+
+def _ope_task(part, cols, treatment, outcome, score, pmodel, user, item, policies, qmodels, clip):
+    "One part's sums for every policy: rows, shown, the weights' sums and maximum, IPS/SNIPS sums and, with outcome models, DM/DR sums."
+    df = _read_part(part, cols); T = df[treatment].to_numpy(); Y = df[outcome].to_numpy(float)
+    if not np.isin(T, (0, 1)).all(): raise MatchingError(f"{part[0]}: treatment '{treatment}' must be 0/1")
+    e = _scores(df, pmodel, score); t1 = T == 1
+    p = np.where(t1, e, 1 - e)
+    if not np.isfinite(e).all() or e.min() < 0 or e.max() > 1 or (p <= 0).any():
+        raise MatchingError(f"{part[0]}: the logging propensity must lie in [0, 1] with a positive probability of the logged action; "
+                            f"{int((~np.isfinite(p) | (p <= 0)).sum())} row(s) fail")
+    q = None if qmodels is None else {g: _scores(df, qmodels[g], None) for g in (0, 1)}
+    out = dict(n=len(df), sy=float(Y.sum()), syy=float((Y * Y).sum()))
+    for name, (keys, m) in policies.items():
+        pi = _shows(df, user, item, keys, m) == 1
+        w = (pi == t1) / p
+        if clip is not None: w = np.minimum(w, clip)
+        wy = w * Y
+        s = dict(shown=int(pi.sum()), sw=float(w.sum()), sww=float((w * w).sum()), swy=float(wy.sum()), swwy=float((w * wy).sum()),
+                 swwyy=float((wy * wy).sum()), wmax=float(w.max(initial=0.0)))
+        if q is not None:
+            qb = np.where(pi, q[1], q[0]); dr = qb + w * (Y - np.where(t1, q[1], q[0]))
+            s.update(sq=float(qb.sum()), sqq=float((qb * qb).sum()), sdr=float(dr.sum()), sdrdr=float((dr * dr).sum()))
+        out[name] = s
+    return out
+
+def _mean_se(s, ss, n)->tuple:
+    "The mean and its standard error from a sum and a sum of squares of n values."
+    m = s / n; v = max(ss - n * m * m, 0.0) / max(n - 1, 1)
+    return m, math.sqrt(v / n)
+
+def policy_value_scale(path:str|Path, # a Parquet file or a folder of Parquet parts
+                       treatment:str, # the 0/1 exposure column (the logged action: shown or not)
+                       outcome:str, # the outcome (reward) column
+                       policies:dict, # {name: table of the (user, item) pairs the policy shows}, e.g. a top-k list per user
+                       propensity:str|LogisticPropensity='propensity', # the logging propensity P(shown | x): a column of the log, or a fitted model on `covariates`
+                       covariates:list|None=None, # the covariates of the propensity model and of `models` (columns of the log or of `features`)
+                       models:dict|None=None, # {0: outcome model if not shown, 1: if shown} (`LogisticPropensity` fits, the train stage's T-learner): DM and DR; None: IPS and SNIPS only
+                       user:str='user_id', # the log's user column
+                       item:str='item_id', # the log's item column
+                       clip:float|None=None, # clip the importance weights at this value (None: no clipping)
+                       level:float=0.95, # interval level
+                       compute=None, # a ComputeConfig, its dict, an engine name or an `Engine` (None: local, this process)
+                       features:dict|None=None, # {key column of the log: table indexed by it}: covariates found there are joined onto the rows
+                      )->pd.DataFrame: # policy, estimator, value, se, ci_low, ci_high, n_impressions, ess, shown (one row per policy and estimator, and the logged mean)
+    """The off-policy value (mean outcome per logged row) of policies that show a set of (user, item) pairs, from a log of
+    exposures with the logging propensity, as sums over the log's parts: IPS, SNIPS and, given an outcome model of each
+    arm, DM and DR, the estimators of `ope.off_policy_value` with the actions 'not shown' and 'shown'; beside the logged
+    policy's own mean outcome. Normal intervals from the sums' standard errors."""
+    if not isinstance(policies, dict) or not policies: raise ValueError("policies must be a non-empty dict {name: table of the (user, item) pairs shown}")
+    if 'logged' in policies: raise ValueError("'logged' names the logging policy's own row: give the policy another name")
+    if clip is not None and not (isinstance(clip, (int, float)) and clip > 0): raise ValueError(f"clip must be a positive number or None, got {clip!r}")
+    if not 0 < level < 1: raise ValueError(f"level must lie in (0, 1), got {level}")
+    covariates = list(covariates or [])
+    score, pmodel = (propensity, None) if isinstance(propensity, str) else (None, _model_dict(propensity, covariates))
+    if pmodel is not None and len(pmodel['coef']) != len(covariates): raise ValueError(f"the propensity model has {len(pmodel['coef'])} coefficients for {len(covariates)} covariates")
+    qmodels = None
+    if models is not None:
+        if set(models) != {0, 1}: raise ValueError(f"models must be {{0: model, 1: model}} (not shown, shown), got keys {sorted(models)}")
+        qmodels = {g: _model_dict(models[g], covariates) for g in (0, 1)}
+        bad = [g for g in (0, 1) if len(qmodels[g]['coef']) != len(covariates)]
+        if bad: raise ValueError(f"models[{bad[0]}] has {len(qmodels[bad[0]]['coef'])} coefficients for {len(covariates)} covariates")
+    cols = _source(path, list(dict.fromkeys([treatment, outcome, user, item] + ([score] if score else []) + covariates)), features)
+    pol = {str(k): _policy_codes(v, user, item) for k, v in policies.items()}
+    parts = _parts_list(log_parts(path)); eng = _engine(compute, verbose=False)
+    try: res = eng.map(_ope_task, parts, cols, treatment, outcome, score, pmodel, user, item, pol, qmodels, clip)
+    finally:
+        if eng is not compute: eng.close()
+    n = sum(r['n'] for r in res); z = stats.norm.ppf(0.5 + level / 2); rows = []
+    for name in pol:
+        S = {k: sum(r[name][k] for r in res) for k in res[0][name] if k != 'wmax'}
+        ess = S['sw'] ** 2 / S['sww'] if S['sww'] > 0 else 0.0
+        est = {'IPS': _mean_se(S['swy'], S['swwyy'], n)}
+        v = S['swy'] / S['sw'] if S['sw'] > 0 else np.nan; wbar = S['sw'] / n
+        phi2 = (S['swwyy'] - 2 * v * S['swwy'] + v * v * S['sww']) / wbar ** 2 if S['sw'] > 0 else np.nan
+        est['SNIPS'] = (v, math.sqrt(max(phi2, 0.0) / (n * max(n - 1, 1))) if S['sw'] > 0 else np.nan)
+        if qmodels is not None: est['DM'] = _mean_se(S['sq'], S['sqq'], n); est['DR'] = _mean_se(S['sdr'], S['sdrdr'], n)
+        rows += [dict(policy=name, estimator=k, value=m, se=s, ci_low=m - z * s, ci_high=m + z * s, n_impressions=n, ess=ess, shown=S['shown'],
+                      max_weight=max(r[name]['wmax'] for r in res)) for k, (m, s) in est.items()]
+    m, s = _mean_se(sum(r['sy'] for r in res), sum(r['syy'] for r in res), n)
+    rows.append(dict(policy='logged', estimator='on-policy mean', value=m, se=s, ci_low=m - z * s, ci_high=m + z * s, n_impressions=n, ess=float(n),
+                     shown=None, max_weight=1.0))
+    out = pd.DataFrame(rows); out.attrs.update(parts=len(parts), level=level, clip=clip)
+    return out
+
+def _truth_task(part, users, items, policies):
+    "One part's sums of the true click probability of each policy's choice (and of the logged choice) on a simulated log."
+    import pyarrow.parquet as pq
+    df = pq.read_table(part[0], columns=['user_id', 'item_id', 'exposure'], use_threads=False).to_pandas()
+    u, i = df.user_id.to_numpy(), df.item_id.to_numpy()
+    Z = np.column_stack([np.ones(len(df)), users[u, 0], users[u, 1], items[i, 0], items[i, 1]])
+    l0 = Z @ _SIM_B; mu0 = 1 / (1 + np.exp(-l0)); mu1 = 1 / (1 + np.exp(-(l0 + Z @ _SIM_T)))
+    t = df.exposure.to_numpy() == 1
+    out = dict(n=len(df), logged=float(np.where(t, mu1, mu0).sum()), none=float(mu0.sum()), all=float(mu1.sum()))
+    for name, (keys, m) in policies.items(): out[name] = float(np.where(_shows(df, 'user_id', 'item_id', keys, m) == 1, mu1, mu0).sum())
+    return out
+
+def sim_policy_truth(folder:str|Path, # a files dataset of `simulate_log(..., tables=True)`: folder/interactions, users.parquet, items.parquet
+                     policies:dict, # {name: table of the (user_id, item_id) pairs the policy shows}
+                     compute=None, # a ComputeConfig, its dict, an engine name or an `Engine` (None: local, this process)
+                    )->dict: # {name: true value} for every policy, and 'logged', 'none' (show nothing), 'all' (show every pair)
+    "The true value (mean click probability per logged row) of policies on a simulated log, from its potential outcomes: what `policy_value_scale` estimates."
+    folder = Path(folder)
+    if not (folder/'users.parquet').exists(): raise FileNotFoundError(f"{folder}: no users.parquet; pass the folder of simulate_log(..., tables=True)")
+    U = pd.read_parquet(folder/'users.parquet').sort_values('user_id'); I = pd.read_parquet(folder/'items.parquet').sort_values('item_id')
+    users = U[['age', 'activity']].to_numpy(float); items = I[['popularity', 'age']].to_numpy(float)
+    pol = {str(k): _policy_codes(v, 'user_id', 'item_id') for k, v in policies.items()}
+    parts = _parts_list(log_parts(folder/'interactions')); eng = _engine(compute, verbose=False)
+    try: res = eng.map(_truth_task, parts, users, items, pol)
+    finally:
+        if eng is not compute: eng.close()
+    n = sum(r['n'] for r in res)
+    return {k: sum(r[k] for r in res) / n for k in res[0] if k != 'n'}

@@ -19,7 +19,7 @@ def main():
     torch.set_num_threads(1)
     warnings.simplefilter('ignore')
     pairs, ut, it, _ = toy_world(n_users=24, n_items=16, seed=3)
-    model = CausalBert.tiny(seed=0, encoder_dropout=0.0, dropout=0.0)
+    model = CausalBert.tiny(seed=0, encoder_dropout=0.0, dropout=0.0, input_dropout=0.0)   # no dropout: the two runs draw no random masks
     res = fit(model, pairs, ut, it, strategy=a.strategy, encoder_steps=6, epochs=1, head_epochs=3, batch_size=16,
               head_batch_size=64, grad_accum=a.grad_accum, lr=1e-3, head_lr=3e-3, val_frac=0.0, progress=False,
               device='cpu', seed=0)

@@ -1,6 +1,6 @@
 """The pipeline's `compute` setting: the estimate stage on Dask over a Parquet log's parts gives the in-memory stage's
-matching and IPW estimates (to 1e-9) and AIPW with its own folds; bad settings and a log too large for memory are
-refused before any data are read; `--compute dask` and `--compute-address` set the setting from the command line."""
+matching and IPW estimates (to 1e-9), AIPW with its own folds and the same balance before adjustment; bad settings and a
+log too large for the in-memory path are refused before any data are read; `--compute dask` and `--compute-address` set the setting from the command line."""
 import json, warnings
 from pathlib import Path
 
@@ -64,12 +64,16 @@ def test_dask_estimate_equals_local(runs):
     assert 'caliper 0.2' in D.method_detail['matching'] and 'over 4 Parquet parts' in D.method_detail['IPW']
     # the stage's key covers the compute setting; the stages before it are shared
     keys = {n: r.stages.set_index('stage').key for n, (_, r) in runs.items()}
-    assert keys['local']['estimate'] != keys['dask']['estimate'] and keys['local']['data'] == keys['dask']['data']
+    assert keys['local']['estimate'] != keys['dask']['estimate'] and keys['local']['data'] != keys['dask']['data']   # the data stage differs too: on Dask it never reads the log whole
     s = json.loads((dd/'estimate'/'summary.json').read_text())
     assert s['compute']['engine'] == 'dask' and s['compute']['workers'] == 1 and s['compute']['parts'] == 4
     assert s['compute']['dashboard'].endswith('/status') and 'effects by segment' in s['compute']['in_memory_only']
     assert yaml.safe_load((dd/'config.yaml').read_text())['compute']['engine'] == 'dask'
-    assert not (dd/'estimate'/'balance.csv').exists() and (dl/'estimate'/'balance.csv').exists()
+    # balance before adjustment is the same table on both paths (after: matching in memory, inverse-propensity weighting on Dask)
+    bl, bd = (pd.read_csv(f/'estimate'/'balance.csv', index_col=0) for f in (dl, dd))
+    cols = ['mean_treated', 'mean_control', 'smd_before', 'var_ratio_before']
+    assert (bl[cols] - bd.loc[bl.index, cols]).abs().max().max() < 1e-9 and (dd/'estimate'/'overlap.png').exists()
+    assert abs(s['max_abs_smd_before'] - json.loads((dl/'estimate'/'summary.json').read_text())['max_abs_smd_before']) < 1e-9
 
 
 def test_dask_aipw_is_its_in_memory_reference(runs):
@@ -121,7 +125,7 @@ def test_too_large_log_is_refused_before_reading(log, tmp_path):
         run_pipeline(out=tmp_path/'run', config=settings(log, memory_fraction=1e-7), progress=False)
     assert 'compute.engine: dask' in str(e.value) and '4 Parquet part(s)' in str(e.value)
     assert not (tmp_path/'run').exists()                    # nothing read, nothing written
-    with pytest.raises(LogTooLargeError, match='causal_llmrec.scale'): check_compute(settings(log, **DASK, memory_fraction=1e-7))
+    assert check_compute(settings(log, **DASK, memory_fraction=1e-7))['rows'] == len(pd.read_parquet(log/'interactions'))   # on Dask: read part by part, no limit
 
 
 def test_cli_compute_flags(log, runs, tmp_path, capsys):
@@ -144,3 +148,24 @@ def test_cli_compute_flags(log, runs, tmp_path, capsys):
         rc = main(['estimate', '--out', str(tmp_path/'cli'), '--data', str(log), '--config', str(tmp_path/'c.yaml'), '--compute', 'dask', '--no-progress'])
     assert rc == 0, capsys.readouterr().err
     pd.testing.assert_frame_equal(effects(tmp_path/'cli')[['estimate', 'se']], effects(runs['dask'][0])[['estimate', 'se']], rtol=0, atol=1e-12)
+
+
+def test_the_pipelines_working_set_is_refused(log, tmp_path, monkeypatch):
+    """The in-memory path counts the pipeline's working set (PIPELINE_MEMORY_BASE + PIPELINE_MEMORY_FACTOR x the log's role
+    columns), not the columns alone: a log that fits as read but not as the pipeline holds it is refused, within a second, naming dask."""
+    import time
+    import causal_llmrec.compute as C
+    from causal_llmrec.pipeline import PIPELINE_MEMORY_BASE, PIPELINE_MEMORY_FACTOR
+    est = check_compute(settings(log))
+    need = PIPELINE_MEMORY_BASE + PIPELINE_MEMORY_FACTOR * est['bytes']
+    assert est['needed'] == int(need) and est['bytes'] == 26 * est['rows']        # ids 8 + 8, exposure 1, outcome 1, propensity 8 bytes a row
+    avail = int(1.2 * need)                                 # 60% of it holds the log many times over, but not the pipeline's working set
+    assert est['bytes'] < 0.6 * avail < need
+    monkeypatch.setattr(C, 'machine_resources', lambda: dict(cpus=2, memory_available=avail, memory_total=avail))
+    t = time.perf_counter()
+    with pytest.raises(LogTooLargeError) as e: run_pipeline(out=tmp_path/'run', config=settings(log), progress=False)
+    assert time.perf_counter() - t < 5 and not (tmp_path/'run').exists()
+    msg = str(e.value)
+    assert 'the in-memory pipeline about' in msg and f"{PIPELINE_MEMORY_FACTOR:g} x the log" in msg and 'compute.engine: dask' in msg
+    assert check_compute(settings(log, memory_fraction=1.0))['needed'] == int(need)       # a larger share of memory: it fits
+    assert check_compute(settings(log, **DASK))['engine'] == 'dask'                      # on Dask: no limit on the log's size
