@@ -530,7 +530,7 @@ class CausalBert(nn.Module):
                  user_fields:list|None=None, # names of the user text fields (None: one field; `fit` sets them from the texts it is given)
                  item_fields:list|None=None, # names of the item text fields (None: one field)
                  rank:int=64, # width of the deep part's user-field x item-field interactions
-                 linear_text:bool=False, # the heads' linear part (the logistic start) also reads the products of user and item field embeddings
+                 linear_text:bool=True, # the heads' logistic fits also read the products of user and item field embeddings (ridge cross-validated)
                  bilinear_rank:int=4, # width of the heads' shared bilinear part over user and item fields (0: none)
                  input_dropout:float=0.3, # dropout on the embeddings the bilinear part reads
                 ):

@@ -490,7 +490,7 @@ def stage_train(ctx):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')    # cuts to the fields' token budgets are expected
         from causal_llmrec.text import FIELD_BUDGETS   # one column per field, none longer than the model reads: a short decisive field is not drowned
-        ut, itx = text_fields(data, n_history=s.n_history, budgets={k: min(v, s.max_length) for k, v in FIELD_BUDGETS.items()}, **tmpl)
+        ut, itx = text_fields(data, n_history=s.n_history, history=s.history, budgets={k: min(v, s.max_length) for k, v in FIELD_BUDGETS.items()}, **tmpl)
     ctx.write_csv('user_texts.csv.gz', ut.reset_index())
     ctx.write_csv('item_texts.csv.gz', itx.reset_index())
     frame = d['frame'].reset_index(drop=True)

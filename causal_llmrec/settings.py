@@ -90,6 +90,7 @@ class _PipelineTrain:
     encoder:str='default'       # 'default': the shipped MiniLM-L6; 'tiny': a tiny random BERT (smoke tests); or a local checkpoint folder
     max_length:int=256          # tokens per text field (each field's budget is cut to it: see causal_llmrec.text.FIELD_BUDGETS)
     n_history:int=10            # history items in a user's text
+    history:str='text'          # the history field: 'text' (one text) or 'list' (its items' texts, each embedded alone, their mean read; see causal_llmrec.text.text_fields)
     threads:int|None=None       # torch CPU threads (None: torch's default)
     inputs:str='both'           # what the heads read: 'both' (text and the adjustment set), 'text' or 'covariates'
     cross_fit_folds:int=5       # effects from out-of-fold predictions of this many models (folds of users); 0: in-sample predictions
@@ -196,7 +197,7 @@ _RANGES = {
     'evaluate.k': (1, 10**4, True, True), 'evaluate.coverage_worlds': (0, 10**4, True, True), 'discover.n_bins': (2, 100, True, True), 'report.n_example_users': (0, 10**4, True, True),
     'compute.n_workers': (1, 10**5, True, True), 'compute.threads_per_worker': (1, 1024, True, True), 'compute.memory_fraction': (0, 1, False, True),
 }
-_CHOICES = {'data.source': ('movielens-sim', 'movielens-sato', 'movielens-text', 'files', 'recdata'), 'data.text_mechanism': ('stated', 'history', 'both'), 'data.text_attribute': ('topic', 'sentiment'), 'estimate.estimand': ('ATT', 'ATE', 'ATC'), 'rank.candidates': ('catalogue', 'logged'),
+_CHOICES = {'data.source': ('movielens-sim', 'movielens-sato', 'movielens-text', 'files', 'recdata'), 'data.text_mechanism': ('stated', 'history', 'both'), 'data.text_attribute': ('topic', 'sentiment'), 'train.history': ('text', 'list'), 'estimate.estimand': ('ATT', 'ATE', 'ATC'), 'rank.candidates': ('catalogue', 'logged'),
             'estimate.adjustment': ('graph', 'all'), 'train.strategy': ('cached', 'full', 'auto'),
             'train.inputs': ('both', 'text', 'covariates'), 'train.precision': ('auto', 'bf16', 'fp16', 'fp32'),
             'train.select': ('auto', 'loss', 'tau'), 'train.outcome_type': ('binary', 'unit'), 'rank.by': ('uplift', 'outcome', 'blend'),

@@ -71,6 +71,7 @@ def test_every_setting_is_documented():
     ({"device": "gpu"}, "setting device must be"),
     ({"train": {"encoder": None}}, "setting train.encoder must not be empty"),
     ({"train": {"inputs": "tabular"}}, "train.inputs must be one of"),
+    ({"train": {"history": "bag"}}, "train.history must be one of"),
     ({"train": {"cross_fit_folds": 1}}, "train.cross_fit_folds must be 0 (no cross-fitting) or >= 2"),
     ({"train": {"cross_fit_encoder_steps": -1}}, "setting train.cross_fit_encoder_steps must be in [0, 10000000], got -1"),
     ({"evaluate": {"baselines": ["dlce", "magic"]}}, "evaluate.baselines has unknown method(s) ['magic']"),
@@ -304,3 +305,18 @@ def test_sato_world_source_runs_end_to_end(tmp_path):
     comp = pd.read_csv(tmp_path / "sato" / "evaluate" / "ranking_comparison.csv")
     assert {"logistic_t", "cubn", "CausalBert uplift (tau)"} <= set(comp.method)
     assert res.metrics["n_test_users"] == 3 and np.isfinite(comp.normalised_gain).all()
+
+
+def test_history_as_a_list_reaches_the_train_stage(quick, tmp_path):
+    "train.history: list gives the train stage the history items' texts one by one (joined by LIST_SEP); a run folder made with one text is refused without --force."
+    from causal_llmrec.text import LIST_SEP, split_list
+    run = Path(shutil.copytree(quick[0], tmp_path/"run"))
+    cfg = PipelineConfig.quick(); cfg.train.history = "list"
+    with pytest.raises(PipelineError, match=r"train.history: 'text' -> 'list'"): run_pipeline(out=run, config=cfg, until="train", progress=False)
+    res = run_pipeline(out=run, config=cfg, until="train", force=True, progress=False)
+    st = res.stages.set_index("stage").status
+    assert st["train"] == "ran", res.stages
+    ut = pd.read_csv(run/"train"/"user_texts.csv.gz")
+    before = pd.read_csv(quick[0]/"train"/"user_texts.csv.gz")
+    assert ut.history.str.contains(LIST_SEP, regex=False).any() and not before.history.str.contains(LIST_SEP, regex=False).any()
+    assert max(len(split_list(h)) for h in ut.history) == cfg.train.n_history
