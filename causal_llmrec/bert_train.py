@@ -586,8 +586,8 @@ def _end_epoch(r:_Run, phase:str, ep:int, step:int, train_loss:float, vl:float, 
 
 # %% ../nbs/04a_bert_train.ipynb #ac0854f6
 def _init_heads(r:_Run):
-    """Before training (not when resuming): every text embedded by the starting encoder, the heads' scaler, and their logistic start on the
-    covariates and the field-embedding products (the text's ridge, or no text, chosen per head on the validation users)."""
+    """Before training (not when resuming): every text embedded by the starting encoder, the heads' scaler, and their logistic fits on the
+    covariates and the field-embedding products (`_init_linear`: each text ridge, or no text, chosen by cross-validation over the training users)."""
     data, model = r.data, r.model
     cache = (r.enc(data.users), r.enc(data.items))
     model.heads.set_scaler(cache[0], cache[1], None if data.x is None else torch.as_tensor(data.x[r.tr_pos]))
@@ -639,8 +639,9 @@ def _encoder_phase(r:_Run):
 
 # %% ../nbs/04a_bert_train.ipynb #46b49e02
 def _heads_start(r:_Run, cache:tuple)->tuple:
-    """The heads' phase starts from the logistic fits (deep outputs at zero, linear parts refitted on these embeddings): the start the deep part
-    must beat. A fine-tuned encoder is kept only if its start beats the pretrained encoder's on the validation users. Returns the embeddings used."""
+    """The heads' phase starts from the logistic fits on these embeddings (deep outputs at zero): with their text they are the reference the deep
+    part must beat (`r.ref_state`); the deep part trains from the fits on the covariates alone (`r.start_state`). A fine-tuned encoder is kept
+    only if its fits beat the pretrained encoder's on the validation users. Returns the embeddings used."""
     model, data, cfg = r.model, r.data, r.cfg
     r.best = float('inf'); r.bad = 0
     h = model.heads
@@ -668,7 +669,7 @@ def _heads_start(r:_Run, cache:tuple)->tuple:
 
 # %% ../nbs/04a_bert_train.ipynb #7c81a09d
 def _heads_finish(r:_Run, cache:tuple):
-    "After the heads' epochs: the best state, the one-standard-error rule against the start, a final refit of a linear-only start, and the text cache."
+    "After the heads' epochs: the best state, the one-standard-error rule against the reference fits, their refit on every pair when they are kept, and the text cache."
     model, data, cfg = r.model, r.data, r.cfg
     if r.best_state is not None and r.n_val: model.heads.load_state_dict(r.best_state)
     if r.start_state is not None and (r.best_state is r.start_state or
