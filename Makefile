@@ -2,8 +2,10 @@
 # `make demo`  : the main job on the embedded default data
 # `make test`  : the default test tier, what CI runs (library/notebook sync, nbdev_test, pytest without the slow tests,
 #                in PYTEST_WORKERS processes: pytest-xdist, default 2; PYTEST_WORKERS=1 runs them in one process)
-# `make test-slow`: the slow tier: the minutes-long end-to-end runs (the full default demo, the example runs, kills in
-#                   every stage, retraining, a real MiniLM fine-tune): pytest -m slow
+# `make test-slow`: the slow tier: every notebook with its `#| slow` cells too (nbdev_test --flags slow: the pages' long
+#                   demonstrations, such as the quick pipeline run, whose behaviour fast tests also check) and the
+#                   minutes-long end-to-end runs (the full default demo, the example runs, kills in every stage,
+#                   retraining, a real MiniLM fine-tune): pytest -m slow
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,7 +19,7 @@ export MPLBACKEND := Agg
 PYTEST_WORKERS ?= 2
 XDIST := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder,)
 
-.PHONY: setup setup-browser demo test test-slow test-sync test-nbs test-py docs clean
+.PHONY: setup setup-browser demo test test-slow test-sync test-nbs test-py test-nbs-slow test-py-slow docs clean
 
 setup:
 	@bash tools/setup-env.sh
@@ -34,13 +36,19 @@ test: setup setup-browser test-sync test-nbs test-py
 test-sync:
 	@bash tools/check-sync.sh
 
+# cells whose first line is `#| slow` are skipped here (settings.ini: tst_flags = notest slow); test-nbs-slow runs them
 test-nbs:
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
 test-py:
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
-test-slow: setup setup-browser
+test-slow: setup setup-browser test-nbs-slow test-py-slow
+
+test-nbs-slow:
+	$(BIN)/nbdev_test --n_workers 2 --timing --flags slow
+
+test-py-slow:
 	$(BIN)/python -m pytest tests -q -m slow $(PYTEST_ARGS)
 
 # the docs site (MkDocs + Material from nbdev's processed notebooks, `mkdocs build --strict` + a link check of the HTML)

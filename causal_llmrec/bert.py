@@ -228,6 +228,14 @@ class PairHeads(nn.Module):
         "Whether the deep and bilinear parts add nothing (the heads are their linear part alone)."
         return not any(p.detach().any() for m in self._deep_outputs() for p in m.parameters()) and not (self.brank and self.bW.detach().any())
 
+    @torch.no_grad()
+    def share_arms_(self):
+        """Make the bilinear part add the same to Q0's and Q1's logits: the mean of what it learned for each arm. It then shifts both
+        arms' outcomes alike and adds nothing of its own to the effect's logit difference (`fit` does this unless the bilinear part's
+        own effect lowers the R-loss on the validation users)."""
+        if not self.brank: raise ValueError("these heads have no bilinear part (bilinear_rank=0): there are no arms to share")
+        for p in (self.bW, self.blu.weight, self.blv.weight): p[1:] = p[1:].mean(0, keepdim=True)
+
     def bilinear_parts(self, us:torch.Tensor, # standardized user embeddings (a, n_user_fields, hidden)
                        vs:torch.Tensor, # standardized item embeddings (b, n_item_fields, hidden)
                       )->tuple: # the user vectors (a, r) and item vectors (b, r)

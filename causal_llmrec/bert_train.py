@@ -526,7 +526,7 @@ class _Run:
         self.phase0, self.epoch0 = self.state.get('phase', 'encoder'), self.state.get('epoch', 0)
         self.phi = self.start_state = self.ref_state = self.ref_pp = None
         self.lin_choice, self.frozen_val, self.frozen_cache, self.frozen_enc, self.kept_frozen = None, None, None, None, False
-        self.field_choice = None
+        self.field_choice = self.arms = None
 
     def enc(self, store):
         "Embeddings of a token store (or a list of them, one per field): through the model's text cache when the encoder stays frozen."
@@ -668,15 +668,37 @@ def _heads_start(r:_Run, cache:tuple)->tuple:
     return cache
 
 # %% ../nbs/04a_bert_train.ipynb #7c81a09d
-def _heads_finish(r:_Run, cache:tuple):
-    "After the heads' epochs: the best state, the one-standard-error rule against the reference fits, their refit on every pair when they are kept, and the text cache."
+def _bilinear_effect(r:_Run, cache:tuple)->str:
+    """Whether the trained bilinear part keeps its own effect (what it adds to Q1's logit less what it adds to Q0's) or shares its arms
+    (`PairHeads.share_arms_`). Its own is kept only if it lowers the effect's R-loss (`_r_loss`) on the validation pairs by
+    `EFFECT_TEXT_SE` standard errors, the propensity and the outcome mean taken from the reference fits (out of sample for the
+    validation users): the bar text must clear to enter the logistic fits' effect. Leaves the heads in the chosen state; returns
+    'own' or 'shared'."""
     model, data, cfg = r.model, r.data, r.cfg
-    if r.best_state is not None and r.n_val: model.heads.load_state_dict(r.best_state)
-    if r.start_state is not None and (r.best_state is r.start_state or
+    t, y, _ = data.labels(r.val_pos, r.dev); t, y = t.float().cpu(), y.float().cpu()
+    def probs(state):
+        model.heads.load_state_dict(state); return torch.sigmoid(_val_logits(model, data, r.val_pos, r.dev, cache).float()).cpu()
+    own = copy.deepcopy(model.heads.state_dict())
+    P_ref = probs(r.ref_state); g = P_ref[:, 0].clamp(cfg.clip, 1-cfg.clip); m = g*P_ref[:, 2] + (1-g)*P_ref[:, 1]
+    P_own = probs(own); model.heads.share_arms_()
+    P_sh = torch.sigmoid(_val_logits(model, data, r.val_pos, r.dev, cache).float()).cpu()
+    rl = lambda P: _r_loss(y, t, g, m, P[:, 2] - P[:, 1])
+    if _one_se_better(rl(P_own), rl(P_sh), EFFECT_TEXT_SE):
+        model.heads.load_state_dict(own); return 'own'
+    return 'shared'
+
+def _heads_finish(r:_Run, cache:tuple):
+    """After the heads' epochs: the best state, the bilinear part's own effect or its arms shared (`_bilinear_effect`), the
+    one-standard-error rule against the reference fits, their refit on every pair when they are kept, and the text cache."""
+    model, data, cfg = r.model, r.data, r.cfg
+    h = model.heads
+    if r.best_state is not None and r.n_val: h.load_state_dict(r.best_state)
+    trained = r.start_state is not None and r.best_state is not r.start_state
+    if trained and h.brank and h.trunk is None and model.cfg['objective'] == 'causal': r.arms = _bilinear_effect(r, cache)
+    if r.start_state is not None and (not trained or
                                       not _one_se_better(_val_per_pair(model, data, r.val_pos, r.dev, cfg, cache, r.phi), r.ref_pp)):
         # one-standard-error rule: keep what the deep part learned only if it clearly beats the logistic fits (with their text)
-        model.heads.load_state_dict(r.ref_state); r.reverted = True
-    h = model.heads
+        h.load_state_dict(r.ref_state); r.reverted = True; r.arms = None
     if r.reverted and h.deep_is_zero():
         # the heads are the logistic fits alone: now that the choice is made, refit them on every training pair
         _init_linear(model, data, np.sort(np.concatenate([r.tr_pos, r.val_pos])), cfg.linear_ridge, cache, choice=r.lin_choice)
@@ -798,6 +820,8 @@ def _train_result(r:_Run)->TrainResult:
         if r.field_choice:
             fu, fv, n = r.field_choice
             note += f"; the bilinear part reads user field(s) {fu} and item field(s) {fv}, chosen on the validation users among {n} candidates"
+        if r.arms == 'shared': note += f"; the bilinear part adds the same to Q0 and Q1 (its own effect did not lower the validation R-loss by {EFFECT_TEXT_SE:g} standard errors)"
+        if r.arms == 'own': note += f"; the bilinear part keeps its own effect (it lowered the validation R-loss by {EFFECT_TEXT_SE:g} standard errors)"
         if r.kept_frozen: note += "; fine-tuning did not beat the pretrained encoder on the validation users, so the pretrained encoder was kept"
         if r.reverted: note += "; the deep part did not beat the logistic fits by one standard error, so the heads are those fits"
     else: note = f"'full': encoder fine-tuned in every step, {r.epochs_run} epoch(s)"

@@ -152,6 +152,8 @@ def check_fits(path:str|Path, # a Parquet file or a folder of Parquet parts
     return est
 
 # %% ../nbs/00d_compute.ipynb #c0017
+_CONNECT_TIMEOUT = '10s'    # how long `Engine` waits for the scheduler at a given `address`
+
 class Engine:
     "The compute engine of a `ComputeConfig`: `map` a function over items in this process or on a Dask cluster; a context manager."
     def __init__(self, config:ComputeConfig|dict|str|None=None, # the setting (a dict of its fields, or just the engine's name)
@@ -174,7 +176,7 @@ class Engine:
         dask.config.set({'distributed.worker.daemon': False, 'dataframe.query-planning-warning': False,
                          'distributed.admin.system-monitor.gil.enabled': False, 'logging.distributed': 'error'})
         if cfg.address is not None:
-            try: self.client = distributed.Client(cfg.address, timeout='10s')
+            try: self.client = distributed.Client(cfg.address, timeout=_CONNECT_TIMEOUT)
             except (OSError, TimeoutError) as e:
                 raise ComputeError(f"compute: cannot reach the Dask scheduler at {cfg.address!r} ({type(e).__name__}: {e}); "
                                    "check the address and that the cluster is running, or leave address unset for an embedded cluster") from e

@@ -77,7 +77,7 @@ def test_demo_quick_reuses_and_recommend_answers(run_dir):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["recommend", "--user", "999999"], "error: unknown user id '999999'"),
+    (["recommend", "--user", "999999"], "error: unknown user id '999999': {out} has recommendations for 40 users (ids "),
     (["recommend", "--user", "abc"], "error: unknown user id 'abc'"),
     (["recommend", "--user", "1", "-k", "0"], "error: -k must be >= 1"),
     (["train", "--quick", "--seed", "7"], "error: {out} holds a run made with other settings (settings changed: seed: 0 -> 7)"),
@@ -99,6 +99,8 @@ def test_bad_config_files(tmp_path, capsys):
         r = inproc(capsys, "demo", "--config", tmp_path / f, "--out", tmp_path / "run", "--no-progress")
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
     assert not (tmp_path / "run").exists()
+    r = inproc(capsys, "demo", "--quick", "--out", tmp_path / "bad.yaml", "--no-progress")    # --out names a file
+    assert r.returncode == 2 and r.stderr == f"error: --out {tmp_path / 'bad.yaml'} is a file, not a folder; choose a folder\n", r.stderr
 
 
 def test_folder_that_is_not_a_run(tmp_path):

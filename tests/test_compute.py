@@ -53,7 +53,9 @@ def test_local_and_dask_map_agree(log):
         assert engine(eng) is eng
     assert a == b == [20_000] * 3
 
-def test_unreachable_cluster_is_a_clear_error():
+def test_unreachable_cluster_is_a_clear_error(monkeypatch):
+    import causal_llmrec.compute as C
+    monkeypatch.setattr(C, '_CONNECT_TIMEOUT', '1s')       # nothing listens there: no need to wait the full 10 s
     with pytest.raises(ComputeError, match='cannot reach the Dask scheduler'): Engine(dict(engine='dask', address='tcp://127.0.0.1:9'))
 
 def test_in_process_workers(log):

