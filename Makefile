@@ -14,6 +14,10 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
+# cache byte code even where the shell sets PYTHONDONTWRITEBYTECODE (many containers do): the environment is installed
+# with pip --no-compile (tools/setup-env.sh), so without the cache every Python process (each notebook's kernel, each
+# pytest worker and subprocess) compiled torch, transformers, pandas and scikit-learn from source again, ~6 s of a core
+unexport PYTHONDONTWRITEBYTECODE
 # the default tier runs in PYTEST_WORKERS processes (pytest-xdist; each test file on one worker, in the order
 # tests/conftest.py gives, so a file's shared fixtures are made once), each with one BLAS/torch thread
 PYTEST_WORKERS ?= 2

@@ -113,12 +113,17 @@ def coverage_study(w, uf, itf, logged, a, seed) -> list:
         return CausalBert(shared.encoder, shared.tokenizer, encoder_name=shared.cfg['encoder_name'], covariates=TEXT_COVARIATES)
     cf = cross_fit(make, logged, uf, itf, folds=a.folds, seed=seed, progress=False)
     eff = cf.effects(); secs = time.perf_counter() - t0
-    for est in ('ATT', 'ATE'):
-        e = eff[est, 'AIPW']; add('CausalBert AIPW (cross-fitted)', est, e.estimate, e.ci[0], e.ci[1], secs)
     # where the bias comes from: the same AIPW with one nuisance swapped for the world's truth (the true propensity; the true
     # mu0 and mu1). With either one right, AIPW is consistent; a gap that closes says which of CausalBert's models is off.
     truth_pairs = pd.concat([w.data.interactions[['user_id', 'item_id']].reset_index(drop=True), w.truth[['propensity', 'mu0', 'mu1']].reset_index(drop=True)], axis=1)
     pr = cf.predictions.merge(truth_pairs, on=['user_id', 'item_id'], how='left', validate='one_to_one')
+    # how close the out-of-fold nuisances come to the truth: correlation with the true propensity, mu0 and mu1, and the
+    # propensity's out-of-fold log-loss in excess of the true propensity's (0: as good as the truth)
+    ll = lambda p: float(-np.mean(pr.exposure*np.log(np.clip(p, 1e-6, 1)) + (1 - pr.exposure)*np.log(np.clip(1 - p, 1e-6, 1))))
+    fit = dict(g_corr=float(np.corrcoef(pr.g, pr.propensity)[0, 1]), q0_corr=float(np.corrcoef(pr.q0, pr.mu0)[0, 1]),
+               q1_corr=float(np.corrcoef(pr.q1, pr.mu1)[0, 1]), g_excess_logloss=ll(pr.g) - ll(pr.propensity))
+    for est in ('ATT', 'ATE'):
+        e = eff[est, 'AIPW']; add('CausalBert AIPW (cross-fitted)', est, e.estimate, e.ci[0], e.ci[1], secs); rows[-1].update(fit)
     for what, swapped in (('true propensity', pr.assign(g=pr.propensity)), ('true outcome models', pr.assign(q0=pr.mu0, q1=pr.mu1))):
         e2 = estimate_effects(swapped.drop(columns=['propensity', 'mu0', 'mu1']), cluster='user_id')
         for est in ('ATT', 'ATE'):
@@ -170,6 +175,17 @@ def render(res: dict) -> str:
               "| confounding | modification | estimand | method | coverage | mean bias | mean width | worlds |", "|---|---|---|---|---|---|---|---|"]
         for r in cov.itertuples():
             L.append(f"| {r.confounding:g} | {r.modification:g} | {r.estimand} | {r.method} | {r.coverage:.2f} | {r.bias:+.4f} | {r.width:.4f} | {r.worlds} |")
+        L.append("")
+    nf = [c for c in ('g_corr', 'q0_corr', 'q1_corr', 'g_excess_logloss') if c in rows.columns]
+    if nf and rows[nf[0]].notna().any():
+        fr = rows[rows[nf[0]].notna() & (rows.get('estimand') == 'ATT')]
+        L += ["## CausalBert's out-of-fold nuisances against the truth (per world)", "",
+              "Correlation of the cross-fitted propensity g with the true propensity, of Q0 and Q1 with the true mu0 and mu1, and the "
+              "propensity's out-of-fold log-loss minus that of the true propensity (0: as good as the truth).", "",
+              "| confounding | modification | seed | mechanism | attribute | g corr | Q0 corr | Q1 corr | g excess log-loss | ATT error |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in fr.itertuples():
+            L.append(f"| {r.confounding:g} | {r.modification:g} | {r.seed} | {r.mechanism} | {r.attribute} | {r.g_corr:.3f} | {r.q0_corr:.3f} | "
+                     f"{r.q1_corr:.3f} | {r.g_excess_logloss:+.4f} | {r.estimate - r.truth:+.3f} |")
         L.append("")
     t = rows.groupby(['study', 'method']).seconds.mean().reset_index()
     L += ["## Seconds per world (mean)", "", "| study | method | seconds |", "|---|---|---|"] + \

@@ -16,6 +16,12 @@ own-logs run are each used by one file only, so one worker pays for each. The fi
 are handed out first (`FIRST`), so they do not end the run late."""
 import os, shutil, sys, warnings
 from pathlib import Path
+# Byte-code caching on, for this process, the xdist workers and every subprocess a test starts: with PYTHONDONTWRITEBYTECODE
+# set (as in many containers) and the environment installed with `pip --no-compile` (tools/setup-env.sh), every Python
+# process compiled torch, transformers, pandas and scikit-learn from source again, about 6 s of one core each; the cached
+# .pyc files (in .venv and the repository's __pycache__ folders, both git-ignored) are read even where writing is off.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -37,7 +43,10 @@ def pytest_configure(config):
 
 # the test files that pay for the session's expensive fixtures (the docs site; the quick run; the own-logs run) and the
 # longest ones: collected first, so pytest-xdist's `--dist loadfile --no-loadscope-reorder` starts them first
-FIRST = ("test_docsite.py", "test_pipeline.py", "test_report_browser.py", "test_worlds.py", "test_files.py")
+# (test_bert.py third: the worker done with the docs site takes it while the other is still making the quick run, which
+# test_report_browser.py and test_faults.py then find made, instead of waiting on its lock)
+FIRST = ("test_docsite.py", "test_pipeline.py", "test_bert.py", "test_report_browser.py", "test_faults.py", "test_files.py",
+         "test_baselines.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -83,8 +92,10 @@ def quick_run(tmp_path_factory):
     return shared_run(tmp_path_factory)
 
 
-# a run on own logs without a truth: tiny settings, so the whole pipeline runs in well under a minute
-TINY = {"discover": {"max_rows": 500}, "train": {"encoder": "tiny", "max_length": 32, "encoder_steps": 5, "head_epochs": 5, "cross_fit_folds": 2},
+# a run on own logs without a truth: tiny settings, so the whole pipeline runs in well under a minute; the encoder frozen
+# (the default: encoder_steps 0; fine-tuning inside a run is the quick run's, encoder_steps 10), which spares the train stage
+# a second cross-validation of its logistic start
+TINY = {"discover": {"max_rows": 500}, "train": {"encoder": "tiny", "max_length": 32, "encoder_steps": 0, "head_epochs": 5, "cross_fit_folds": 2},
         "evaluate": {"baselines": ["popularity", "click_gb"]}, "report": {"n_example_users": 2}}
 CLI_ENV = {**os.environ, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}

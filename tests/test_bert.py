@@ -96,13 +96,15 @@ def test_save_load_roundtrip_identical(world, trained, tmp_path):
     assert np.array_equal(a[['g', 'q0', 'q1']].to_numpy(), b[['g', 'q0', 'q1']].to_numpy())
 
 def test_same_seed_same_numbers(world):
+    "linear_text=False: the heads are trained from the start, so what the seeds draw (the shuffles, dropout, the heads) sets the numbers."
     pairs, ut, it, _ = world
     out = []
-    for _ in range(2):
-        m = CausalBert.tiny(seed=5)
-        fit(m, pairs, ut, it, strategy='cached', encoder_steps=1, head_epochs=2, batch_size=32, progress=False, seed=7)
+    for seed in (7, 7, 8):
+        m = CausalBert.tiny(seed=5, linear_text=False)
+        fit(m, pairs, ut, it, strategy='cached', encoder_steps=1, head_epochs=2, batch_size=32, progress=False, seed=seed)
         out.append(predict(m, pairs, ut, it)[['g', 'q0', 'q1']].to_numpy())
     assert np.array_equal(out[0], out[1])
+    assert np.abs(out[2] - out[0]).max() > 1e-4          # another training seed, other numbers: the check above can fail
 
 def test_resume_continues(world, tmp_path):
     pairs, ut, it, _ = world
@@ -118,7 +120,7 @@ def test_crafted_checkpoint_cannot_execute(world, tmp_path):
     "A pickle planted in a checkpoint folder is never read: resuming reads JSON and safetensors only."
     import pickle, os
     pairs, ut, it, _ = world
-    m = CausalBert.tiny(seed=0)
+    m = CausalBert.tiny(seed=0, linear_text=False)      # no cross-validated logistic start: the checkpoint's reading is what is tested
     fit(m, pairs, ut, it, strategy='cached', encoder_steps=1, head_epochs=1, patience=9, checkpoint_dir=tmp_path, progress=False)
     flag = tmp_path/'pwned'
     class Evil:
@@ -152,7 +154,7 @@ def test_loss_options():
 
 def test_ipw_and_tarreg_train(world):
     pairs, ut, it, _ = world
-    m = CausalBert.tiny(seed=0)
+    m = CausalBert.tiny(seed=0, linear_text=False)      # the heads train from the start, with the IPW weights and the targeted term
     r = fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=2, ipw=True, tarreg_weight=0.5, progress=False)
     assert np.isfinite(r.best_val_loss) and m.heads.epsilon.item() != 0.0
 
@@ -202,7 +204,10 @@ def test_real_minilm_finetune(world):
     before = m.encoder.embeddings.word_embeddings.weight.detach().clone()
     r = fit(m, pairs, ut, it, strategy='cached', encoder_steps=10, batch_size=32, head_epochs=30, head_batch_size=64,
             patience=5, progress=False)
-    assert r.encoder_steps == 10 and not torch.equal(before, m.encoder.embeddings.word_embeddings.weight)
+    # fine-tuning ran; its encoder is kept only if its fits beat the pretrained encoder's on the validation users, and the
+    # weights say which one the model holds
+    kept_pretrained = 'the pretrained encoder was kept' in r.note
+    assert r.encoder_steps == 10 and torch.equal(before, m.encoder.embeddings.word_embeddings.weight) == kept_pretrained, r.note
     p = predict(m, pairs, ut, it)
     assert roc_auc_score(p.exposure, p.g) > 0.75
     assert p.tau[true_tau > 0.1].mean() > p.tau[true_tau < 0.1].mean() + 0.1 and np.corrcoef(p.tau, true_tau)[0, 1] > 0.5, r.note
@@ -232,7 +237,7 @@ def test_unit_outcomes_train_predict_effects(world):
     pairs, ut, it, _ = world
     rated, _ = _rated(pairs)
     assert check_pairs(rated, ut, it, outcome_type='unit').outcome.between(0, 1).all()
-    m = CausalBert.tiny(seed=0)
+    m = CausalBert.tiny(seed=0, linear_text=False)      # the heads train on the soft targets from the start
     r = fit(m, rated, ut, it, outcome_type='unit', strategy='cached', encoder_steps=2, head_epochs=3, progress=False)
     assert np.isfinite(r.best_val_loss)
     p = predict(m, rated, ut, it)
@@ -262,7 +267,7 @@ def test_early_stopping_and_checkpoints_both_phases(world, tmp_path, strategy):
 
 def test_resume_in_heads_phase(world, tmp_path):
     pairs, ut, it, _ = world
-    m = CausalBert.tiny(seed=0)
+    m = CausalBert.tiny(seed=0, linear_text=False)      # no cross-validated logistic start: the resume is what is tested
     fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=2, patience=9, checkpoint_dir=tmp_path, progress=False)
     r = fit(m, pairs, ut, it, strategy='cached', encoder_steps=2, head_epochs=4, patience=9, resume_from=tmp_path/'last', progress=False)
     assert r.history[r.history.phase == 'heads'].epoch.tolist() == [1, 2, 3, 4] and r.encoder_steps == 0
@@ -336,11 +341,12 @@ def test_select_setting():
 def test_frozen_encoder_is_shared_and_cached(xworld):
     pairs, ut, it, _ = xworld
     base = CausalBert.tiny(seed=0)
-    a = CausalBert(base.encoder, base.tokenizer, covariates=['match'])
+    # linear_text=False: no cross-validated logistic start on the texts (seconds); the cache is filled and shared the same way
+    a = CausalBert(base.encoder, base.tokenizer, covariates=['match'], linear_text=False)
     fit(a, pairs, ut, it, strategy='cached', encoder_steps=0, head_epochs=1, progress=False)
     cache = base._text_cache()
     assert len(cache) == len(set(ut)) + len(set(it))   # every text encoded once, kept on the shared encoder
-    b = CausalBert(base.encoder, base.tokenizer, covariates=['match'])
+    b = CausalBert(base.encoder, base.tokenizer, covariates=['match'], linear_text=False)
     assert b._text_cache() is cache
     fit(b, pairs, ut, it, strategy='cached', encoder_steps=1, head_epochs=1, progress=False)   # trains the encoder
     assert len(base._text_cache()) == len(set(ut)) + len(set(it)) and base._text_cache() is not cache
@@ -550,6 +556,9 @@ def test_default_encoder_is_frozen(world):
     assert r.encoder_steps == 3
 
 def test_estimator_sklearn_conventions(world):
+    """get_params/set_params/clone, fit/predict/score, and GridSearchCV. `linear_text=False`: the heads train from the covariate-free start
+    (no cross-validated text ridges, so a fit takes a fraction of a second), hence the seed and `head_lr` change the numbers and
+    the checks below can tell a setting that reaches training from one that is dropped."""
     from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV, GroupKFold
     from causal_llmrec.bert_train import CausalBertEstimator
@@ -557,14 +566,23 @@ def test_estimator_sklearn_conventions(world):
     pairs, ut, it, _ = world
     uf, itf = _fields(ut, it)
     X = pair_texts(pairs, uf, itf)
-    est = CausalBertEstimator(encoder='tiny', encoder_steps=1, head_epochs=2, batch_size=32, random_state=1)
-    assert est.get_params()['encoder_steps'] == 1 and 'lr' in est.get_params() and not hasattr(est, 'model_')
-    c = clone(est); assert c.get_params() == est.get_params()
+    est = CausalBertEstimator(encoder='tiny', encoder_steps=1, head_epochs=2, batch_size=32, linear_text=False, random_state=1)
+    ps = est.get_params()
+    assert ps['encoder_steps'] == 1 and ps['linear_text'] is False and 'lr' in ps and not hasattr(est, 'model_')
+    c = clone(est); assert c is not est and c.get_params() == ps
+    assert c.set_params(head_lr=1e-2) is c and c.get_params()['head_lr'] == 1e-2 and est.get_params() == ps   # the clone's own
     tau = est.fit(X).predict(X)
+    assert est.result_.encoder_steps == 1 and est.model_.cfg['linear_text'] is False     # the settings reached the model and training
     assert tau.shape == (len(X),) and np.isfinite(est.score(X)) and est.fields_ == (['taste', 'history'], ['title', 'genre'])
-    assert np.allclose(CausalBertEstimator(encoder='tiny', encoder_steps=1, head_epochs=2, batch_size=32, random_state=1).fit(X).predict(X), tau)
-    gs = GridSearchCV(c, {'head_lr': [1e-3, 1e-2]}, cv=GroupKFold(n_splits=2)).fit(X, groups=X.user_id)
-    assert gs.best_params_['head_lr'] in (1e-3, 1e-2) and np.isfinite(gs.best_score_)
+    assert np.allclose(clone(est).fit(X).predict(X), tau)                                       # same random_state, same numbers
+    assert np.abs(clone(est).set_params(random_state=2).fit(X).predict(X) - tau).max() > 1e-3   # another seed, other numbers
+    cv = GroupKFold(n_splits=2)
+    gs = GridSearchCV(clone(est), {'head_lr': [1e-3, 1e-2]}, cv=cv).fit(X, groups=X.user_id)
+    scores = gs.cv_results_['mean_test_score']
+    assert np.isfinite(scores).all() and abs(scores[0] - scores[1]) > 1e-3                     # head_lr reached each fit
+    assert gs.best_params_['head_lr'] == (1e-3, 1e-2)[int(np.argmax(scores))] and gs.best_estimator_.head_lr == gs.best_params_['head_lr']
+    tr, te = next(cv.split(X, groups=X.user_id))                                                # the grid's first cell, by hand
+    assert np.isclose(clone(est).set_params(head_lr=1e-3).fit(X.iloc[tr]).score(X.iloc[te]), gs.cv_results_['split0_test_score'][0], rtol=1e-6)
     with pytest.raises(TypeError, match='unknown CausalBertEstimator setting'): CausalBertEstimator(epoch=2)
     with pytest.raises(ValueError, match='batch_size'): CausalBertEstimator(encoder='tiny', batch_size=0).fit(X)
     with pytest.raises(ValueError, match="no 'u:<field>'"): CausalBertEstimator(encoder='tiny').fit(pairs)

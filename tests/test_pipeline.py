@@ -311,8 +311,9 @@ def test_history_as_a_list_reaches_the_train_stage(quick, tmp_path):
     "train.history: list gives the train stage the history items' texts one by one (joined by LIST_SEP); a run folder made with one text is refused without --force."
     from causal_llmrec.text import LIST_SEP, split_list
     run = Path(shutil.copytree(quick[0], tmp_path/"run"))
-    # the list, and a lighter training than the quick run's (what is checked is the text the train stage reads)
-    cfg = PipelineConfig.quick(train={"history": "list", "cross_fit_folds": 2, "encoder_steps": 2, "head_epochs": 2})
+    # the list, and a lighter training than the quick run's (what is checked is the text the train stage reads): the pretrained
+    # encoder frozen (the default; no fine-tuning, so the logistic start is cross-validated once, not twice)
+    cfg = PipelineConfig.quick(train={"history": "list", "cross_fit_folds": 2, "encoder_steps": 0, "head_epochs": 2})
     with pytest.raises(PipelineError, match=r"train.history: 'text' -> 'list'"): run_pipeline(out=run, config=cfg, until="train", progress=False)
     res = run_pipeline(out=run, config=cfg, until="train", force=True, progress=False)
     st = res.stages.set_index("stage").status
