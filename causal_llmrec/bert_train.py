@@ -526,6 +526,7 @@ class _Run:
         self.phase0, self.epoch0 = self.state.get('phase', 'encoder'), self.state.get('epoch', 0)
         self.phi = self.start_state = self.ref_state = self.ref_pp = None
         self.lin_choice, self.frozen_val, self.frozen_cache, self.frozen_enc, self.kept_frozen = None, None, None, None, False
+        self.frozen_choice = None   # the logistic start's choices on the pretrained encoder's embeddings (reused if fine-tuning is not kept)
         self.field_choice = self.arms = None
 
     def enc(self, store):
@@ -596,7 +597,7 @@ def _init_heads(r:_Run):
         if r.n_val and model.reads_text and r.strategy == 'cached' and r.cfg.encoder_steps > 0:
             # what fine-tuning must beat: the logistic start on the pretrained encoder's embeddings, on the validation users
             r.frozen_val = float(_val_per_pair(model, data, r.val_pos, r.dev, r.cfg, cache).mean())
-            r.frozen_cache, r.frozen_enc = cache, copy.deepcopy(model.encoder.state_dict())
+            r.frozen_cache, r.frozen_enc, r.frozen_choice = cache, copy.deepcopy(model.encoder.state_dict()), r.lin_choice
 
 # %% ../nbs/04a_bert_train.ipynb #71d3b4c7
 def _encoder_phase(r:_Run):
@@ -653,8 +654,9 @@ def _heads_start(r:_Run, cache:tuple)->tuple:
             if not float(_val_per_pair(model, data, r.val_pos, r.dev, cfg, cache).mean()) < r.frozen_val:
                 model.encoder.load_state_dict(r.frozen_enc); cache = r.frozen_cache; r.kept_frozen = True
                 h.set_scaler(cache[0], cache[1], None if data.x is None else torch.as_tensor(data.x[r.tr_pos]))
-                r.lin_choice = _init_linear(model, data, r.tr_pos, cfg.linear_ridge, cache, seed=cfg.seed)
-            r.frozen_enc = r.frozen_cache = None
+                # the fits on the pretrained embeddings, with the choices `_init_heads` cross-validated on them (the same numbers, no second CV)
+                r.lin_choice = _init_linear(model, data, r.tr_pos, cfg.linear_ridge, cache, seed=cfg.seed, choice=r.frozen_choice)
+            r.frozen_enc = r.frozen_cache = r.frozen_choice = None
     if h.d_lin and r.n_val:   # what the deep part must beat by one standard error on the validation users to be kept
         if r.select == 'tau':
             t_v, y_v, _ = data.labels(r.val_pos, r.dev)

@@ -601,3 +601,18 @@ def test_heads_that_never_beat_the_start_are_the_start_refit_on_every_pair(xworl
     finally: bt._init_linear = real
     assert 'so the heads are those fits' in r.note
     assert fits[-1] == r.n_train + r.n_val and fits[0] == r.n_train       # the last logistic fit reads every pair
+
+def test_rejected_fine_tuning_reuses_the_pretrained_choices(world, monkeypatch):
+    """A fine-tuned encoder that does not beat the pretrained one on the validation users (here lr 0: the same weights, the same
+    validation loss) is dropped, and the logistic start on the pretrained embeddings reuses the choices cross-validated on them in
+    `_init_heads`: the start is cross-validated twice (pretrained, fine-tuned), not three times, and ends with the frozen run's choices."""
+    from causal_llmrec import bert_train
+    calls = []; orig = bert_train._cv_text_ridge
+    monkeypatch.setattr(bert_train, '_cv_text_ridge', lambda *a, **k: calls.append(1) or orig(*a, **k))
+    pairs, ut, it, _ = world
+    r0 = fit(CausalBert.tiny(seed=0), pairs, ut, it, strategy='cached', head_epochs=1, batch_size=64, progress=False)
+    n0 = len(calls); calls.clear()
+    r1 = fit(CausalBert.tiny(seed=0), pairs, ut, it, strategy='cached', encoder_steps=2, lr=0.0, head_epochs=1, batch_size=64, progress=False)
+    assert n0 > 0 and 'the pretrained encoder was kept' in r1.note and len(calls) == 2*n0, (n0, len(calls), r1.note)
+    start = lambda note: [s for s in note.split('; ') if s.startswith('logistic fi')]   # the note's account of the start's choices
+    assert start(r1.note) == start(r0.note) and len(start(r0.note)) == 1, (r0.note, r1.note)
