@@ -56,18 +56,22 @@ def fit_logistic(X, y, groups=None, n_cov=None, scales=(None,), seed=0):
     """Logistic regression (C = 1 on standardised columns). With `n_cov`, the columns after the first `n_cov` (the text) are
     multiplied by a scale s, which gives them the penalty 1/s^2 of the covariates': s is chosen from `scales` by 3-fold
     cross-validated log-loss over `groups` (users). Returns (model, scale, cross-validated log-loss)."""
-    from sklearn.model_selection import GroupKFold
     def sc(Z, s): Z = Z.copy(); Z[:, n_cov:] *= s; return Z
     if n_cov is None or len(scales) == 1:
         s = scales[0] if n_cov is not None else None
         Z = X if s is None else sc(X, s); return LogisticRegression(C=1.0, max_iter=1000).fit(Z, y), s, np.nan
     best, bl = None, np.inf
     for s in scales:
-        Z = sc(X, s)
-        ll = sum(logloss(y[te], LogisticRegression(C=1.0, max_iter=500).fit(Z[tr], y[tr]).predict_proba(Z[te])[:, 1])*len(te)
-                 for tr, te in GroupKFold(3).split(Z, y, groups))/len(y)
+        ll = cv_logloss(sc(X, s), y, groups)
         if ll < bl: best, bl = s, ll
     return LogisticRegression(C=1.0, max_iter=1000).fit(sc(X, best), y), best, bl
+
+
+def cv_logloss(Z, y, groups):
+    "Mean 3-fold cross-validated log-loss over `groups` (users) of a logistic regression (C = 1) on `Z`."
+    from sklearn.model_selection import GroupKFold
+    return sum(logloss(y[te], LogisticRegression(C=1.0, max_iter=500).fit(Z[tr], y[tr]).predict_proba(Z[te])[:, 1])*len(te)
+               for tr, te in GroupKFold(3).split(Z, y, groups))/len(y)
 
 
 def text_scales(d):
@@ -83,9 +87,8 @@ def fit_products(X0, blocks, y, groups, select):
     if not select:
         Xa = np.hstack([X0] + [b for b in blocks]); m, s, _ = fit_logistic(Xa, y, groups, nc, text_scales(Xa.shape[1] - nc))
         return (lambda X0b, bb: m.predict_proba(np.hstack([X0b] + [b*s for b in bb]))[:, 1]), list(range(len(blocks)))
-    chosen, sc_, cur = [], [], fit_logistic(X0, y, groups, 0, (1.0,))[0]
-    base = sum(logloss(y[te], LogisticRegression(C=1.0, max_iter=500).fit(X0[tr], y[tr]).predict_proba(X0[te])[:, 1])*len(te)
-               for tr, te in __import__('sklearn.model_selection', fromlist=['GroupKFold']).GroupKFold(3).split(X0, y, groups))/len(y)
+    chosen, sc_, cur = [], [], LogisticRegression(C=1.0, max_iter=1000).fit(X0, y)
+    base = cv_logloss(X0, y, groups)
     while len(chosen) < len(blocks):
         trial = {}
         for k in set(range(len(blocks))) - set(chosen):
