@@ -65,6 +65,11 @@ def gain(pairs: pd.DataFrame, score, mask=None) -> float:
     return float(r['share_of_oracle'])
 
 
+def logloss(y, p) -> float:
+    "Mean binary cross-entropy of probabilities `p` (clipped to [1e-6, 1 - 1e-6]) for 0/1 labels `y`."
+    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6); return float(-np.mean(y*np.log(p) + (1 - y)*np.log(1 - p)))
+
+
 def logged_pairs(w) -> pd.DataFrame:
     "The logged pairs with the tabular covariates and a 0/1 outcome."
     it = w.data.interactions[['user_id', 'item_id', 'exposure', 'outcome']].reset_index(drop=True)
@@ -119,9 +124,9 @@ def coverage_study(w, uf, itf, logged, a, seed) -> list:
     pr = cf.predictions.merge(truth_pairs, on=['user_id', 'item_id'], how='left', validate='one_to_one')
     # how close the out-of-fold nuisances come to the truth: correlation with the true propensity, mu0 and mu1, and the
     # propensity's out-of-fold log-loss in excess of the true propensity's (0: as good as the truth)
-    ll = lambda p: float(-np.mean(pr.exposure*np.log(np.clip(p, 1e-6, 1)) + (1 - pr.exposure)*np.log(np.clip(1 - p, 1e-6, 1))))
+    t_ = pr.exposure.to_numpy(float)
     fit = dict(g_corr=float(np.corrcoef(pr.g, pr.propensity)[0, 1]), q0_corr=float(np.corrcoef(pr.q0, pr.mu0)[0, 1]),
-               q1_corr=float(np.corrcoef(pr.q1, pr.mu1)[0, 1]), g_excess_logloss=ll(pr.g) - ll(pr.propensity))
+               q1_corr=float(np.corrcoef(pr.q1, pr.mu1)[0, 1]), g_excess_logloss=logloss(t_, pr.g.to_numpy()) - logloss(t_, pr.propensity.to_numpy()))
     for est in ('ATT', 'ATE'):
         e = eff[est, 'AIPW']; add('CausalBert AIPW (cross-fitted)', est, e.estimate, e.ci[0], e.ci[1], secs); rows[-1].update(fit)
     for what, swapped in (('true propensity', pr.assign(g=pr.propensity)), ('true outcome models', pr.assign(q0=pr.mu0, q1=pr.mu1))):

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / 'bench'))
-from text_evidence import world_spec, logged_pairs
+from text_evidence import world_spec, logged_pairs, logloss
 from causal_llmrec.worlds import text_world, TEXT_COVARIATES
 from causal_llmrec.text import text_fields
 from causal_llmrec.baselines import _embed
@@ -46,10 +46,6 @@ MODELS = ['tabular', 'products', 'products, field pairs chosen', 'bilinear', 'bi
 
 def standardise(X, tr):
     sd = X[tr].std(0); return (X - X[tr].mean(0))/np.where(sd > 1e-8, sd, 1.0)
-
-
-def logloss(y, p):
-    p = np.clip(p, 1e-6, 1 - 1e-6); return float(-np.mean(y*np.log(p) + (1 - y)*np.log(1 - p)))
 
 
 def fit_logistic(X, y, groups=None, n_cov=None, scales=(None,), seed=0):
