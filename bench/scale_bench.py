@@ -15,6 +15,9 @@ Writes bench/results/scale_bench.md and .json (or --out PATH without extension).
 until estimate, recommend and evaluate (on Dask: the off-policy values of the recommend stage's lists, checked against
 `scale.sim_policy_truth`); writes bench/results/scale_pipeline.md and .json:
     .venv/bin/python bench/scale_bench.py --pipeline --sizes 1e6 --workers 2 [--no-memory] [--check-data]
+--memory-limit SIZE: with --pipeline, compute.memory_limit per Dask worker (default 'auto'); the cells also record each role's peak RSS
+(the cell's own process, the largest worker), the tree's peak within each stage and a coarse timeline:
+    nice -n 10 .venv/bin/python bench/scale_bench.py --pipeline --sizes 1e8 --workers 2 --no-memory --memory-limit 2.5GB --label 'memory_limit 2.5GB'
 --ope RUN: the off-policy values (as the evaluate stage on Dask computes them) of a finished Dask run's lists, in a measured process:
     .venv/bin/python bench/scale_bench.py --pipeline --sizes 1e8 --workers 2 --no-memory --ope /tmp/scale_bench/run_100000000_dask2"""
 import argparse, json, os, subprocess, sys, time, platform, re
@@ -77,13 +80,17 @@ def single_file(folder, dest):
 # ---- the pipeline end to end (--pipeline): data, discover, estimate, train, recommend on a files dataset -------------------
 PIPE_OUT = ROOT / 'bench/results/scale_pipeline'
 
-def pipeline_cell(ds, mode, workers, out, last='evaluate'):
+def _dask(workers, mem=None):
+    "The compute setting of a Dask cell: W workers, and compute.memory_limit per worker when given (else the default, 'auto')."
+    return dict(engine='dask', n_workers=max(workers, 1), **({'memory_limit': mem} if mem else {}))
+
+def pipeline_cell(ds, mode, workers, out, last='evaluate', mem=None):
     "One pipeline run in this (child) process: in memory until 'estimate', or on Dask until 'estimate' then 'recommend'; prints a JSON line."
     import warnings; warnings.simplefilter('ignore')
     import pandas as pd
     from causal_llmrec.pipeline import run_pipeline, PipelineConfig, check_compute
     from causal_llmrec.compute import LogTooLargeError
-    comp = {} if mode == 'memory' else dict(engine='dask', n_workers=workers)
+    comp = {} if mode == 'memory' else _dask(workers, mem)
     cfg = PipelineConfig.from_dict(dict(data={'source': 'files', 'path': ds}, estimate={'adjustment': 'all'}, compute=comp))
     res = dict(mode=mode, workers=workers, stages={})
     t0 = time.perf_counter()
@@ -104,10 +111,10 @@ def pipeline_cell(ds, mode, workers, out, last='evaluate'):
         rec = pd.read_csv(Path(out) / 'recommend' / 'recommendations.csv')
         res['recommend'] = dict(users=int(rec.user_id.nunique()), rows=len(rec), mean_tau=float(rec.tau.mean()))
         res['data'] = {k: v for k, v in json.loads((Path(out) / 'data' / 'summary.json').read_text()).items() if k in ('n_pairs', 'exposure_rate', 'compute')}
-        if last == 'evaluate': res['ope'] = ope_truth(ds, out, workers)
+        if last == 'evaluate': res['ope'] = ope_truth(ds, out, workers, mem=mem)
     print('RESULT ' + json.dumps(res, default=str))
 
-def ope_truth(ds, out, workers, pv=None):
+def ope_truth(ds, out, workers, pv=None, mem=None):
     "The evaluate stage's policy values (policy_values.csv, or `pv`) with each policy's true value (`scale.sim_policy_truth`, timed apart)."
     import pandas as pd
     from causal_llmrec.scale import sim_policy_truth
@@ -115,12 +122,12 @@ def ope_truth(ds, out, workers, pv=None):
     rec = pd.read_csv(Path(out) / 'recommend' / 'recommendations.csv'); base = pd.read_csv(Path(out) / 'recommend' / 'baseline_outcome.csv')
     k = int(rec['rank'].max()); names = [n for n in pd.unique(pv.policy) if n != 'logged']
     pols = dict(zip(names, [rec[rec['rank'] <= k], base[base['rank'] <= k]]))
-    t = time.perf_counter(); truth = sim_policy_truth(ds, pols, compute=dict(engine='dask', n_workers=max(workers, 1)))
+    t = time.perf_counter(); truth = sim_policy_truth(ds, pols, compute=_dask(workers, mem))
     rows = pv.assign(truth=pv.policy.map(truth).fillna(truth['logged']))
     rows['covered'] = (rows.ci_low <= rows.truth) & (rows.truth <= rows.ci_high)
     return dict(values=rows.to_dict('records'), truth=truth, truth_s=time.perf_counter() - t)
 
-def ope_cell(ds, out, workers):
+def ope_cell(ds, out, workers, mem=None):
     """The evaluate stage's computation on Dask (`pipeline._evaluate_on_dask`: `scale.policy_value_scale` of the recommend stage's
     two lists, logged propensities, the train stage's T-learner for DM/DR) on a finished run's folder, outside the runner; prints a JSON line."""
     import warnings; warnings.simplefilter('ignore')
@@ -134,24 +141,49 @@ def ope_cell(ds, out, workers):
     pols = {f'top-{k} by uplift': rec[['user_id', 'item_id']], f'top-{k} by click probability (baseline)': base[['user_id', 'item_id']]}
     feats = {'user_id': pd.read_parquet(Path(ds) / 'users.parquet').set_index('user_id').add_prefix('user_'),
              'item_id': pd.read_parquet(Path(ds) / 'items.parquet').set_index('item_id').add_prefix('item_')}
-    with Engine(dict(engine='dask', n_workers=workers), verbose=False) as eng:
+    with Engine(_dask(workers, mem), verbose=False) as eng:
         pv = SC.policy_value_scale(Path(ds) / 'interactions', 'exposure', 'outcome', pols, propensity='propensity', covariates=covs,
                                    models=_uplift_models(m), compute=eng, features=feats)
     res = dict(mode='ope', workers=workers, stages={'off-policy (evaluate on dask)': time.perf_counter() - t0})
-    res['ope'] = ope_truth(ds, out, workers, pv)
+    res['ope'] = ope_truth(ds, out, workers, pv, mem=mem)
     print('RESULT ' + json.dumps(res, default=str))
 
+def _role(proc, root_pid)->str:
+    "A process of the tree by its part: 'driver' (the cell), 'dask worker', 'nanny' (the worker's parent), 'other'."
+    try: cl = ' '.join(proc.cmdline())
+    except Exception: return 'other'
+    if 'spawn_main' in cl: return 'dask worker'
+    if '--pcell' in cl or 'check-data' in cl: return 'driver'
+    return 'other'
+
+TREE = {}    # the last tree_timed run's peaks by role and its timeline (seconds, tree RSS, per-role RSS), filled by tree_timed
+
 def tree_timed(cmd, timeout):
-    "Run a command; wall s, the largest single process RSS (time -v) and the peak of the whole process tree's RSS sum (psutil, every 0.5 s)."
+    """Run a command; wall s, the largest single process RSS (time -v) and the peak of the whole process tree's RSS sum (psutil, every 0.5 s).
+    Also (in TREE): each role's peak (driver: the cell's own process with the scheduler; dask worker: the largest worker) and a timeline every ~5 s."""
     import psutil, threading
     t = time.perf_counter()
     p = subprocess.Popen(['/usr/bin/time', '-v'] + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
-    peak = [0]; stop = threading.Event()
+    peak = [0]; stop = threading.Event(); TREE.clear(); TREE.update(roles={}, timeline=[], start_epoch=time.time())
     def watch():
         try: root = psutil.Process(p.pid)
         except psutil.Error: return
+        roles, last = {}, -10.0
         while not stop.is_set():
-            try: ps = [root] + root.children(recursive=True); peak[0] = max(peak[0], sum(x.memory_info().rss for x in ps if x.is_running()))
+            try:
+                ps = [root] + root.children(recursive=True); rs = {}
+                for x in ps:
+                    try: rs[x.pid] = (x.memory_info().rss, roles.setdefault(x.pid, _role(x, p.pid)) if x.pid != p.pid else 'time')
+                    except psutil.Error: pass
+                tot = sum(r for r, _ in rs.values()); peak[0] = max(peak[0], tot)
+                by = {}
+                for r, role in rs.values():
+                    if role == 'time': continue
+                    TREE['roles'][role] = max(TREE['roles'].get(role, 0), r); by[role] = max(by.get(role, 0), r)
+                el = time.perf_counter() - t
+                if el - last >= 5 or tot == peak[0]:
+                    if TREE['timeline'] and el - last < 5: TREE['timeline'][-1] = [round(el, 1), tot] + [by.get(k, 0) for k in ('driver', 'dask worker')]
+                    else: TREE['timeline'].append([round(el, 1), tot] + [by.get(k, 0) for k in ('driver', 'dask worker')]); last = el
             except psutil.Error: pass
             time.sleep(0.5)
     th = threading.Thread(target=watch, daemon=True); th.start()
@@ -160,6 +192,30 @@ def tree_timed(cmd, timeout):
     stop.set(); wall = time.perf_counter() - t
     m = re.search(r'Maximum resident set size \(kbytes\): (\d+)', err)
     return out, wall, int(m.group(1)) * 1024 if m else None, peak[0], p.returncode if p.returncode == 0 else (p.returncode, err[-1500:])
+
+def thin(tl, every=30.0)->list:
+    "A timeline kept for the .json: one sample per `every` seconds, and the sample with the tree's peak; each as one string 'seconds tree driver worker' (bytes)."
+    peak = max(tl, key=lambda r: r[1]) if tl else None; out, last = [], -every
+    for r in tl:
+        if r[0] - last >= every or r is peak: out.append(' '.join(str(x) for x in r)); last = r[0]
+    return out
+
+STAGES = ('data', 'discover', 'estimate', 'train', 'recommend', 'evaluate')
+
+def stage_peaks(out, tree)->dict:
+    """The process tree's RSS peak within each stage, from the timeline: a stage ends when its folder's last file was written
+    (its mtime) and starts where the one before it ended (the first at the cell's start); a sample every ~5 s, so a shorter spike may be missed."""
+    out = Path(out); t0 = tree.get('start_epoch'); tl = tree.get('timeline', []); res = {}; start = 0.0
+    if t0 is None or not tl: return res
+    for s in STAGES:
+        d = out / s
+        if not d.is_dir(): continue
+        fs = [f.stat().st_mtime for f in d.rglob('*') if f.is_file()]
+        if not fs: continue
+        end = max(fs) - t0; xs = [r for r in tl if start <= r[0] <= end + 1]
+        if xs: res[s] = dict(start_s=round(start, 1), end_s=round(end, 1), tree=max(r[1] for r in xs), driver=max(r[2] for r in xs), worker=max(r[3] for r in xs))
+        start = end
+    return res
 
 def pipeline_main(a):
     import shutil
@@ -182,10 +238,12 @@ def pipeline_main(a):
             out = Path(a.ope) if mode == 'ope' else Path(a.data) / (f'run_{n}_{mode}{w}' + (('_' + re.sub(r'\W+', '_', a.label)) if a.label else ''))
             if mode != 'ope': shutil.rmtree(out, ignore_errors=True)
             load = os.getloadavg()
-            o, wall, rss, tree, rc = tree_timed([sys.executable, str(Path(__file__).resolve()), '--pcell', str(ds), mode, str(w), str(out), '--until', a.until], a.timeout)
+            o, wall, rss, tree, rc = tree_timed([sys.executable, str(Path(__file__).resolve()), '--pcell', str(ds), mode, str(w), str(out), '--until', a.until]
+                                                + (['--memory-limit', a.memory_limit] if a.memory_limit else []), a.timeout)
             line = next((l for l in o.splitlines() if l.startswith('RESULT ')), None)
             c = json.loads(line[7:]) if line else dict(mode=mode, workers=w, error=str(rc))
-            c.update(wall_s=wall, largest_process_rss=rss, tree_rss_peak=tree, load_1min_at_start=load[0])
+            c.update(wall_s=wall, largest_process_rss=rss, tree_rss_peak=tree, load_1min_at_start=load[0], role_peaks=dict(TREE.get('roles', {})),
+                     timeline=thin(TREE.get('timeline', [])), memory_limit=a.memory_limit or 'auto', stage_peaks=stage_peaks(out, TREE))
             key = (f'{mode}-{w}' if mode in ('dask', 'ope') else mode) + (f' ({a.label})' if a.label else ''); cells[key] = ran[key] = c
             print(n, mode, w, f'{wall:.1f}s', rss, tree, c.get('stages'), c.get('refused', '')[:200], c.get('error', '')[:1500], flush=True)
         if 'memory' in cells and cells['memory'].get('effects'):
@@ -249,6 +307,14 @@ def write_pipeline_md(res, path):
                              f"{'yes' if v['covered'] else 'no'} | {v['ess']:,.0f} | {sh} |")
             if c.get('recommend'): L.append(f"\n{k}: recommend wrote top-10 lists for {c['recommend']['users']:,} users (mean estimated uplift {c['recommend']['mean_tau']:+.4f}); "
                                             f"balance |SMD| max before {c['max_abs_smd'][0]:.3f}, after weighting {c['max_abs_smd'][1]:.3f}.")
+            if c.get('role_peaks'):
+                gb = lambda b: f"{b / 1e9:.2f} GB" if b else '-'; r = c['role_peaks']
+                L.append(f"\n{k}: compute.memory_limit {c.get('memory_limit', 'auto')} per worker; peak RSS by process: the cell's own process (the runner, "
+                         f"Dask's scheduler and client) {gb(r.get('driver'))}, the largest Dask worker {gb(r.get('dask worker'))}, others {gb(r.get('other'))}; "
+                         "the process tree's peak within each stage (sampled every ~5 s; a stage runs from the previous stage's last file to its own):")
+                sp = c.get('stage_peaks', {})
+                if sp: L += ["", "| stage | seconds | tree RSS peak | cell's process | largest worker |", "|---|---|---|---|---|"] + [
+                    f"| {s} | {('%.0f' % c['stages'][s]) if s in c.get('stages', {}) else '-'} | {gb(v['tree'])} | {gb(v['driver'])} | {gb(v['worker'])} |" for s, v in sp.items()]
         if e.get('check_data'):
             c = e['check_data']; gb = lambda b: f"{b / 1e9:.2f} GB" if b else '-'
             L.append(f"\ncheck-data (`causal-llmrec check-data DATASET`, the data contract streamed over the parts): {c['wall_s']:.0f} s, largest process "
@@ -273,12 +339,13 @@ def main():
     ap.add_argument('--pcell', nargs=4, metavar=('DATASET', 'MODE', 'WORKERS', 'OUT'))
     ap.add_argument('--until', default='evaluate', choices=['estimate', 'recommend', 'evaluate'], help='with --pipeline: the last Dask stage')
     ap.add_argument('--label', default='', help='with --pipeline: a label added to the cell names')
+    ap.add_argument('--memory-limit', default='', help="with --pipeline: compute.memory_limit per Dask worker (e.g. '2.5GB'; default 'auto')")
     ap.add_argument('--ope', metavar='RUN', help='with --pipeline: only the off-policy values of a finished Dask run (RUN: its folder), in a measured process')
     a = ap.parse_args()
     if a.cell: return cell(a.cell[0], a.cell[1], int(a.cell[2]))
     if a.pcell:
         ds, mode, w, out = a.pcell
-        return ope_cell(ds, out, int(w)) if mode == 'ope' else pipeline_cell(ds, mode, int(w), out, a.until)
+        return ope_cell(ds, out, int(w), a.memory_limit) if mode == 'ope' else pipeline_cell(ds, mode, int(w), out, a.until, a.memory_limit)
     if a.pipeline: sys.path.insert(0, str(ROOT)); return pipeline_main(a)
     sys.path.insert(0, str(ROOT))
     from causal_llmrec.scale import simulate_log

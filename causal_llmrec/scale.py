@@ -176,7 +176,17 @@ def _prep_task(part, cols, models)->list:
     return out
 
 def _model_rows(item, cols, models):
+    "Each model's (X, t) of one part: cached as such (a list), or made from the part's cached columns or its file."
     return item if isinstance(item, list) else _prep_task(item, cols, models)
+
+def _cache_task(part, cols, models):
+    """What a worker keeps of one part between Newton passes: each model's rows (X, t), or, when those copies would be
+    larger (many models on overlapping rows, e.g. AIPW's 3 x n_folds models on (n_folds - 1) / n_folds of the rows each),
+    the part's columns that the models use, from which every pass makes the same (X, t) again."""
+    df = _get(part, cols)
+    need = list(dict.fromkeys([c for m in models for c in m['covariates'] + [m['target']] + ([m['treatment']] if m.get('treatment') else [])] + ['pos']))
+    rows_bytes = sum(int(_mask(df, m).sum()) * (len(m['covariates']) + 1) * 8 for m in models)      # (X, t) as float64
+    return _prep_task(df, cols, models) if rows_bytes <= sum(df[k].to_numpy().nbytes for k in need) else df[need]
 
 def _moments_task(part, cols, models, stage, state):
     "Per-part sums for the standardisation (stage 0: n, sums; stage 1: squared deviations) of each model's rows."
@@ -213,7 +223,7 @@ def fit_logistic(path:str|Path, # a Parquet file or folder of parts
                  subsets:list|None=None, # several models at once: dicts with 'not_fold' (fit on the other folds; with 'n_folds', 'fold_seed'), 'arm' and 'treatment' (fit on one arm), 'target'
                  max_iter:int=100, # Newton steps at most
                  tol:float=1e-10, # stop when the largest step is below tol * (1 + max |beta|)
-                 cache:bool=True, # keep each model's rows of every part in the workers' memory between passes (False: read the parts again each pass)
+                 cache:bool=True, # keep every part in the workers' memory between passes: each model's rows, or the part's columns when they are smaller (False: read the parts again each pass)
                  features:dict|None=None, # {key column of the log: a table indexed by it}: covariates found there are joined onto the log's rows
                 )->list|LogisticPropensity: # a fitted `LogisticPropensity` (a list of them with `subsets`)
     "Maximum-likelihood logistic regression over a log's parts, as `LogisticPropensity` fits it in memory."
@@ -224,7 +234,7 @@ def fit_logistic(path:str|Path, # a Parquet file or folder of parts
     cols = _source(path, sorted({c for m in models for c in m['covariates'] + [m['target']] + ([m['treatment']] if m.get('treatment') else [])}), features)
     eng = _engine(compute, verbose=False); parts = _parts_list(log_parts(path))
     try:
-        items = eng.submit(_prep_task, parts, cols, models) if cache else parts
+        items = eng.submit(_cache_task, parts, cols, models) if cache else parts
         first = eng.map(_moments_task, items, cols, models, 0, None)
         n = [sum(r[j][0] for r in first) for j in range(len(models))]
         mu = [sum(r[j][1] for r in first) / max(n[j], 1) for j in range(len(models))]
