@@ -41,19 +41,23 @@ test-sync:
 	@bash tools/check-sync.sh
 
 # cells whose first line is `#| slow` are skipped here (settings.ini: tst_flags = notest slow); test-nbs-slow runs them
+# every test process runs one BLAS/torch thread (ONE_THREAD): with torch's default, a thread per core, the many small
+# L-BFGS steps of CausalBert's logistic start wait on each other's threads on a busy 2-core machine (the full default demo
+# took over 30 min at load 10, 3.3 min with one thread); the notebooks run 2 at a time, the pytest workers PYTEST_WORKERS
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 test-nbs:
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(ONE_THREAD) $(BIN)/nbdev_test --n_workers 2 --timing
 
 test-py:
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -m "not slow" $(XDIST) $(PYTEST_ARGS)
+	$(ONE_THREAD) $(BIN)/python -m pytest tests -q -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 test-slow: setup setup-browser test-nbs-slow test-py-slow
 
 test-nbs-slow:
-	$(BIN)/nbdev_test --n_workers 2 --timing --flags slow
+	$(ONE_THREAD) $(BIN)/nbdev_test --n_workers 2 --timing --flags slow
 
 test-py-slow:
-	$(BIN)/python -m pytest tests -q -m slow $(PYTEST_ARGS)
+	$(ONE_THREAD) $(BIN)/python -m pytest tests -q -m slow $(PYTEST_ARGS)
 
 # the docs site (MkDocs + Material from nbdev's processed notebooks, `mkdocs build --strict` + a link check of the HTML)
 # into _site/, and README.md from nbs/index.ipynb; the builder is tools/docs/, not part of the package

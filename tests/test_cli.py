@@ -11,7 +11,10 @@ import pytest, yaml
 from causal_llmrec.pipeline import PipelineConfig
 
 EXE = Path(sys.executable).with_name("causal-llmrec")
-ENV = {**os.environ, "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+# one BLAS/torch thread per subprocess, as conftest.CLI_ENV and `make test-py` set: with torch's default (a thread per core) the
+# default demo's thousands of small L-BFGS steps stall on a busy 2-core machine (over 30 min at load 10, against 3.3 min with one thread)
+ENV = {**os.environ, "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+       "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def inproc(capsys, *args):
