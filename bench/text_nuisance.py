@@ -218,7 +218,7 @@ def fit_cross_encoder(A, B, off, y, a, b, seed, epochs, lr, bs=32, max_length=96
         return torch.cat([torch.sigmoid(logits(b[s0:s0+256], False)) for s0 in range(0, len(b), 256)]).numpy()
 
 
-def world_rows(w, seed, models=MODELS, xenc=(3, 5e-5), targets=('propensity', 'mu0')):
+def world_rows(w, seed, models=DEFAULT_MODELS, xenc=(3, 5e-5), targets=('propensity', 'mu0')):
     "Fit every model on two thirds of the users' pairs, score on the rest: propensity (all pairs) and mu0 (unexposed pairs)."
     uf, itf = text_fields(w.data); lg = logged_pairs(w); tp = w.truth.reset_index(drop=True)
     users = lg.user_id.to_numpy(); uq = np.random.default_rng(seed).permutation(np.unique(users))
