@@ -246,12 +246,12 @@ def world_rows(w, seed, models=DEFAULT_MODELS, xenc=(3, 5e-5), targets=('propens
                                       ('mu0', lg.exposure.to_numpy() == 0, lg.outcome.to_numpy(float), tp.mu0.to_numpy())):
         if target not in targets and not (target == 'propensity' and 'mu0' in targets): continue
         a, b = tr & rowmask, te & rowmask
-        tab = LogisticRegression(C=1.0, max_iter=1000).fit(X0[a], y[a]); e_own = y - tab.predict_proba(X0)[:, 1]
+        tab = fit_logistic(X0[a], y[a])[0]; e_own = y - tab.predict_proba(X0)[:, 1]
         if target == 'propensity': e_g, a_g = e_own, a
         for name in [m for m in MODELS if m in models and target in targets]:
             t0 = time.perf_counter()
             chosen = ''
-            if name == 'tabular': p = fit_logistic(X0[a], y[a])[0].predict_proba(X0[b])[:, 1]
+            if name == 'tabular': p = tab.predict_proba(X0[b])[:, 1]   # the tabular fit the residual models start from
             elif name.startswith('products'):
                 pr, ch = fit_products(X0[a], [k[a] for k in blocks], y[a], users[a], select=name.endswith('chosen'))
                 p = pr(X0[b], [k[b] for k in blocks]); chosen = ', '.join(f'{pairs_[k][0]} x {pairs_[k][1]}' for k in ch)
