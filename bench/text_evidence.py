@@ -104,6 +104,19 @@ def ranking_study(w, uf, itf, logged, a, seed) -> list:
     return rows
 
 
+def cross_fitted(w, uf, itf, logged, folds: int, seed: int) -> tuple:
+    """CausalBert with its defaults cross-fitted over `folds` folds of users (seeded by `seed`); returns (the `CrossFit`, its
+    out-of-fold predictions with the world's true propensity, mu0 and mu1 beside them, the model whose frozen encoder the folds share)."""
+    shared = CausalBert.from_encoder(covariates=TEXT_COVARIATES, seed=seed)
+    def make(k):   # the default trains no encoder (TrainConfig.encoder_steps 0): the folds share one frozen encoder and its embeddings
+        if TrainConfig().encoder_steps: return CausalBert.from_encoder(covariates=TEXT_COVARIATES, seed=seed + k)
+        torch.manual_seed(seed + k)
+        return CausalBert(shared.encoder, shared.tokenizer, encoder_name=shared.cfg['encoder_name'], covariates=TEXT_COVARIATES)
+    cf = cross_fit(make, logged, uf, itf, folds=folds, seed=seed, progress=False)
+    truth_pairs = pd.concat([w.data.interactions[['user_id', 'item_id']].reset_index(drop=True), w.truth[['propensity', 'mu0', 'mu1']].reset_index(drop=True)], axis=1)
+    return cf, cf.predictions.merge(truth_pairs, on=['user_id', 'item_id'], how='left', validate='one_to_one'), shared
+
+
 def coverage_study(w, uf, itf, logged, a, seed) -> list:
     "95% intervals of CausalBert's cross-fitted AIPW and of tabular-only matching and AIPW against the world's truth."
     truth = dict(ATT=w.att, ATE=w.ate); rows = []
@@ -111,17 +124,10 @@ def coverage_study(w, uf, itf, logged, a, seed) -> list:
         rows.append(dict(study='coverage', method=method, estimand=estimand, estimate=float(est), ci_low=float(lo), ci_high=float(hi),
                          truth=truth[estimand], covered=bool(lo <= truth[estimand] <= hi), seconds=round(seconds, 1)))
     t0 = time.perf_counter()
-    shared = CausalBert.from_encoder(covariates=TEXT_COVARIATES, seed=seed)
-    def make(k):   # the default trains no encoder (TrainConfig.encoder_steps 0): the folds share one frozen encoder and its embeddings
-        if TrainConfig().encoder_steps: return CausalBert.from_encoder(covariates=TEXT_COVARIATES, seed=seed + k)
-        torch.manual_seed(seed + k)
-        return CausalBert(shared.encoder, shared.tokenizer, encoder_name=shared.cfg['encoder_name'], covariates=TEXT_COVARIATES)
-    cf = cross_fit(make, logged, uf, itf, folds=a.folds, seed=seed, progress=False)
+    cf, pr, _ = cross_fitted(w, uf, itf, logged, a.folds, seed)
     eff = cf.effects(); secs = time.perf_counter() - t0
     # where the bias comes from: the same AIPW with one nuisance swapped for the world's truth (the true propensity; the true
     # mu0 and mu1). With either one right, AIPW is consistent; a gap that closes says which of CausalBert's models is off.
-    truth_pairs = pd.concat([w.data.interactions[['user_id', 'item_id']].reset_index(drop=True), w.truth[['propensity', 'mu0', 'mu1']].reset_index(drop=True)], axis=1)
-    pr = cf.predictions.merge(truth_pairs, on=['user_id', 'item_id'], how='left', validate='one_to_one')
     # how close the out-of-fold nuisances come to the truth: correlation with the true propensity, mu0 and mu1, and the
     # propensity's out-of-fold log-loss in excess of the true propensity's (0: as good as the truth)
     t_ = pr.exposure.to_numpy(float)

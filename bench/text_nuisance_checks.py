@@ -36,12 +36,10 @@ from sklearn.model_selection import GroupKFold
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
-from text_evidence import world_spec, logged_pairs
+from text_evidence import world_spec, logged_pairs, cross_fitted
 from causal_llmrec.worlds import text_world, TEXT_COVARIATES
 from causal_llmrec.text import text_fields
-from causal_llmrec.bert import CausalBert
-from causal_llmrec.bert_train import TrainConfig
-from causal_llmrec.bert_effects import cross_fit, estimate_effects
+from causal_llmrec.bert_effects import estimate_effects
 
 FOLDS = 5
 CS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -124,15 +122,8 @@ def one_world(j: int, seed0: int) -> list:
     w = text_world(n_users=300, confounding=1.0, modification=1.0, **sp)
     uf, itf = text_fields(w.data); logged = logged_pairs(w); seed = sp['seed']
     t0 = time.perf_counter()
-    shared = CausalBert.from_encoder(covariates=TEXT_COVARIATES, seed=seed)
-    def make(k):   # as text_evidence.py's coverage study: the folds share one frozen encoder (the default trains none)
-        if TrainConfig().encoder_steps: return CausalBert.from_encoder(covariates=TEXT_COVARIATES, seed=seed + k)
-        torch.manual_seed(seed + k)
-        return CausalBert(shared.encoder, shared.tokenizer, encoder_name=shared.cfg['encoder_name'], covariates=TEXT_COVARIATES)
-    cf = cross_fit(make, logged, uf, itf, folds=FOLDS, seed=seed, progress=False)
+    cf, pr, shared = cross_fitted(w, uf, itf, logged, FOLDS, seed)    # exactly as text_evidence.py's coverage study
     cf_s = time.perf_counter() - t0
-    truth = pd.concat([w.data.interactions[['user_id', 'item_id']].reset_index(drop=True), w.truth[['propensity', 'mu0', 'mu1']].reset_index(drop=True)], axis=1)
-    pr = cf.predictions.merge(truth, on=['user_id', 'item_id'], how='left', validate='one_to_one')
     pr = pr.merge(logged[['user_id', 'item_id'] + [c for c in TEXT_COVARIATES if c not in pr.columns]], on=['user_id', 'item_id'], how='left')
     rows = []
     for name, v in repairs(pr).items():
